@@ -1,0 +1,385 @@
+// Package bridge archives every chat message into history. It holds a
+// persistent MQTT 5 session (paho autopaho) subscribed at QoS 1 to every
+// room, commits messages to the archive in batches, acknowledges each one
+// only after its commit, and publishes a receipt to the sender.
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"hearth"
+	"hearth/history"
+)
+
+// Archive is where the bridge commits messages: history.Store.
+type Archive interface {
+	Append(msgs []hearth.Message) ([]history.Appended, error)
+}
+
+// Config says where the broker is and how to batch.
+type Config struct {
+	URL      string // mqtt://host:port (ws:// and tls:// work too)
+	Username string
+	Password []byte
+	ClientID string
+	Rooms    []string
+
+	SessionExpiry time.Duration // how long the broker keeps the session while the bridge is away; default 24h
+	BatchMax      int           // most messages in one commit; default 256
+	BatchWait     time.Duration // longest wait for more messages before a commit; default 2ms
+}
+
+// Stats counts the bridge's work. Fields are updated atomically.
+type Stats struct {
+	Archived   atomic.Int64 // messages committed
+	Duplicates atomic.Int64 // messages already archived (receipt sent again)
+	Rejected   atomic.Int64 // deliveries that were not valid messages (acked and dropped)
+	Commits    atomic.Int64 // archive transactions
+	Receipts   atomic.Int64 // receipts published
+	ReceiptErr atomic.Int64 // receipts that could not be published
+}
+
+// Bridge archives messages. Create it with New and call Run.
+type Bridge struct {
+	cfg     Config
+	archive Archive
+	log     *slog.Logger
+
+	items      chan item
+	receipts   chan receiptJob
+	stop       chan struct{} // closed when Run ends, to release paho's delivery goroutine
+	subscribed atomic.Bool
+
+	mu   sync.Mutex
+	main *autopaho.ConnectionManager
+
+	Stats Stats
+}
+
+type item struct {
+	msg    hearth.Message
+	pub    *paho.Publish
+	client *paho.Client
+}
+
+type receiptJob struct {
+	to      string
+	payload []byte
+}
+
+// New returns a bridge; nothing connects until Run.
+func New(cfg Config, archive Archive, log *slog.Logger) (*Bridge, error) {
+	if cfg.ClientID == "" {
+		return nil, errors.New("bridge: client id is required")
+	}
+	if len(cfg.Rooms) == 0 {
+		return nil, errors.New("bridge: no rooms")
+	}
+	if _, err := url.Parse(cfg.URL); err != nil {
+		return nil, fmt.Errorf("bridge: broker url: %w", err)
+	}
+	if cfg.SessionExpiry <= 0 {
+		cfg.SessionExpiry = 24 * time.Hour
+	}
+	if cfg.BatchMax <= 0 {
+		cfg.BatchMax = 256
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = 2 * time.Millisecond
+	}
+	return &Bridge{
+		cfg:      cfg,
+		archive:  archive,
+		log:      log,
+		items:    make(chan item, 4*cfg.BatchMax),
+		receipts: make(chan receiptJob, 4096),
+		stop:     make(chan struct{}),
+	}, nil
+}
+
+// Ready reports whether the bridge is connected and subscribed to every
+// room.
+func (b *Bridge) Ready() bool { return b.subscribed.Load() }
+
+// Run connects and archives until ctx is done. It returns after the last
+// commit has finished, so the archive can be closed then. Messages that
+// were received but not committed are not acknowledged; the broker
+// delivers them again to the next session.
+func (b *Bridge) Run(ctx context.Context) error {
+	u, err := url.Parse(b.cfg.URL)
+	if err != nil {
+		return fmt.Errorf("bridge: broker url: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	rc, err := autopaho.NewConnection(ctx, b.clientConfig(u, b.cfg.ClientID+"-receipts", false))
+	if err != nil {
+		return fmt.Errorf("bridge: receipts connection: %w", err)
+	}
+	mc, err := autopaho.NewConnection(ctx, b.clientConfig(u, b.cfg.ClientID, true))
+	if err != nil {
+		return fmt.Errorf("bridge: connection: %w", err)
+	}
+	b.mu.Lock()
+	b.main = mc
+	b.mu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); b.archiveLoop(ctx) }()
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.receiptLoop(ctx, rc) }()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	close(b.stop)
+	b.subscribed.Store(false)
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer dcancel()
+	_ = mc.Disconnect(dctx)
+	_ = rc.Disconnect(dctx)
+	<-mc.Done()
+	<-rc.Done()
+	return nil
+}
+
+// TerminateConnectionForTest drops the archiving connection, as a network
+// failure would.
+func (b *Bridge) TerminateConnectionForTest() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.main != nil {
+		b.main.TerminateConnectionForTest()
+	}
+}
+
+// clientConfig builds an autopaho config. The archiving connection keeps
+// a session (clean start false, session expiry) and acknowledges by hand;
+// the receipts connection is separate so that its packet ids never meet
+// the deliveries' (mochi keeps both in one map, issue #545).
+func (b *Bridge) clientConfig(u *url.URL, clientID string, archiving bool) autopaho.ClientConfig {
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: !archiving,
+		ConnectTimeout:                5 * time.Second,
+		ReconnectBackoff:              autopaho.NewExponentialBackoff(50*time.Millisecond, 5*time.Second, time.Second, 2),
+		ConnectUsername:               b.cfg.Username,
+		ConnectPassword:               b.cfg.Password,
+		OnConnectError: func(err error) {
+			b.log.Warn("bridge connect", "client", clientID, "error", err)
+		},
+		ClientConfig: paho.ClientConfig{ClientID: clientID},
+	}
+	if archiving {
+		cfg.SessionExpiryInterval = uint32(b.cfg.SessionExpiry / time.Second)
+		cfg.ClientConfig.EnableManualAcknowledgment = true
+		cfg.ClientConfig.SendAcksInterval = 5 * time.Millisecond
+		cfg.ClientConfig.OnPublishReceived = []func(paho.PublishReceived) (bool, error){b.received}
+		cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			go b.subscribe(cm)
+		}
+		cfg.OnConnectionDown = func() bool {
+			b.subscribed.Store(false)
+			b.log.Info("bridge connection down")
+			return true
+		}
+	}
+	return cfg
+}
+
+// subscribe subscribes to every room, on every connection-up. A SUBACK
+// 0x91 (packet id in use) is mochi sharing client and server packet ids:
+// it is retried, like any other failure, until the connection goes down.
+func (b *Bridge) subscribe(cm *autopaho.ConnectionManager) {
+	sub := &paho.Subscribe{}
+	for _, r := range b.cfg.Rooms {
+		sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: hearth.RoomMessagesFilter(r), QoS: 1})
+	}
+	delay := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sa, err := cm.Subscribe(ctx, sub)
+		cancel()
+		if err == nil && subackOK(sa) {
+			b.subscribed.Store(true)
+			b.log.Info("bridge subscribed", "rooms", len(b.cfg.Rooms))
+			return
+		}
+		if errors.Is(err, autopaho.ConnectionDownError) {
+			return // the next connection-up subscribes again
+		}
+		select {
+		case <-cm.Done():
+			return
+		case <-time.After(delay):
+		}
+		b.log.Warn("bridge subscribe failed, retrying", "error", err, "reasons", reasons(sa))
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func subackOK(sa *paho.Suback) bool {
+	if sa == nil {
+		return false
+	}
+	for _, r := range sa.Reasons {
+		if r >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func reasons(sa *paho.Suback) []byte {
+	if sa == nil {
+		return nil
+	}
+	return sa.Reasons
+}
+
+// received turns a delivery into an archive item. It runs on paho's
+// delivery goroutine; when the archive falls behind it blocks there, and
+// the broker's flow control holds further deliveries.
+func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
+	p := pr.Packet
+	t := hearth.ParseTopic(p.Topic)
+	payload, err := hearth.ParsePayload(p.Payload)
+	if t.Kind != hearth.TopicMessage || err != nil {
+		b.Stats.Rejected.Add(1)
+		b.log.Warn("bridge dropped an invalid message", "topic", p.Topic, "error", err)
+		_ = pr.Client.Ack(p)
+		return true, nil
+	}
+	it := item{
+		msg: hearth.Message{
+			ID: payload.ID, Room: t.Room, From: t.User, Text: payload.Text,
+			TS: payload.TS, ReplyTo: payload.ReplyTo, At: time.Now().UnixMilli(),
+		},
+		pub:    p,
+		client: pr.Client,
+	}
+	select {
+	case b.items <- it:
+	case <-b.stop: // not acknowledged: the broker keeps it for the next session
+	}
+	return true, nil
+}
+
+// archiveLoop commits batches: it waits for one message, gathers what
+// arrives within BatchWait (up to BatchMax), commits them in one
+// transaction, then acknowledges each and queues its receipt.
+func (b *Bridge) archiveLoop(ctx context.Context) {
+	batch := make([]item, 0, b.cfg.BatchMax)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-b.items:
+			batch = append(batch, it)
+		}
+		timer := time.NewTimer(b.cfg.BatchWait)
+	gather:
+		for len(batch) < b.cfg.BatchMax {
+			select {
+			case it := <-b.items:
+				batch = append(batch, it)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		if !b.commit(ctx, batch) {
+			return
+		}
+	}
+}
+
+// commit archives a batch, retrying while the archive fails (a full disk,
+// say), and acknowledges only what was committed. It returns false when
+// ctx ended first.
+func (b *Bridge) commit(ctx context.Context, batch []item) bool {
+	msgs := make([]hearth.Message, len(batch))
+	for i, it := range batch {
+		msgs[i] = it.msg
+	}
+	delay := 50 * time.Millisecond
+	var res []history.Appended
+	for {
+		var err error
+		if res, err = b.archive.Append(msgs); err == nil {
+			break
+		}
+		b.log.Error("archive commit failed, retrying", "messages", len(msgs), "error", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+	b.Stats.Commits.Add(1)
+	for i, it := range batch {
+		// An ack after the connection dropped is lost; the broker then
+		// delivers the message again and it is found as a duplicate.
+		_ = it.client.Ack(it.pub)
+		if res[i].Duplicate {
+			b.Stats.Duplicates.Add(1)
+		} else {
+			b.Stats.Archived.Add(1)
+		}
+		payload, _ := json.Marshal(res[i].Receipt)
+		select {
+		case b.receipts <- receiptJob{to: res[i].From, payload: payload}:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// receiptLoop publishes receipts at QoS 1 on the receipts connection. A
+// receipt that cannot be published is dropped: the sender re-publishes
+// the message, and its duplicate brings the receipt again.
+func (b *Bridge) receiptLoop(ctx context.Context, cm *autopaho.ConnectionManager) {
+	for {
+		var job receiptJob
+		select {
+		case <-ctx.Done():
+			return
+		case job = <-b.receipts:
+		}
+		var err error
+		for attempt := 0; attempt < 3; attempt++ {
+			if err = cm.AwaitConnection(ctx); err != nil {
+				return
+			}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = cm.Publish(pctx, &paho.Publish{Topic: hearth.ReceiptsTopic(job.to), QoS: 1, Payload: job.payload})
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			b.Stats.ReceiptErr.Add(1)
+			b.log.Warn("receipt not published", "to", job.to, "error", err)
+			continue
+		}
+		b.Stats.Receipts.Add(1)
+	}
+}

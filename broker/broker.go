@@ -1,0 +1,262 @@
+package broker
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
+
+	"hearth"
+)
+
+// Listener ids.
+const (
+	listenerTCP      = "tcp"
+	listenerTLS      = "tls"
+	listenerWS       = "ws"
+	listenerInternal = "internal" // the bridge's private loopback listener
+)
+
+// Queue sizes. A QoS 1 message for a subscriber takes an inflight slot
+// until it is acknowledged, and sits in the subscriber's outbound queue
+// until it is written. mochi drops a QoS 1 message when either is full, so
+// the outbound queue is larger than the inflight limit: QoS 1 deliveries
+// can then never overflow it, and the rest leaves room for QoS 0 traffic
+// (typing, presence). Memory per connection is bounded by the inflight
+// limit times the message size limit.
+const (
+	maxInflight      = 8192
+	maxWritesPending = maxInflight + 2048
+)
+
+// Config is what the broker needs of hearth's configuration.
+type Config struct {
+	MQTTAddr        string // MQTT over TCP; "" for none
+	TLSAddr         string // MQTT over TLS; "" for none
+	TLSCertFile     string
+	TLSKeyFile      string
+	MaxMessageBytes int     // largest payload accepted
+	PublishRate     float64 // messages per second per connection; 0 = no limit
+	PublishBurst    int
+	AllowedOrigins  []string // extra origins for /mqtt, beyond the page's own host
+	BridgeClientID  string   // reserved for the bridge
+}
+
+// Broker is hearth's MQTT broker. Create it with New, then Start it, and
+// Close it when done.
+type Broker struct {
+	cfg    Config
+	policy *hearth.Policy
+	auth   *hearth.Authenticator
+	log    *slog.Logger
+
+	server       *mqtt.Server
+	hook         *hook
+	ws           *wsListener
+	bridgeSecret []byte
+	internal     listeners.Listener
+	tcp, tlsl    listeners.Listener
+
+	started   atomic.Bool
+	closeOnce sync.Once
+
+	Stats Stats
+}
+
+// Stats counts what the broker refused. The fields are updated atomically.
+type Stats struct {
+	AuthFailures     atomic.Int64 // connections refused for credentials
+	ClientIDRefused  atomic.Int64 // client ids held by another user
+	ACLDenied        atomic.Int64 // publishes and subscriptions refused by the policy
+	InvalidPublishes atomic.Int64 // publishes refused by validation
+	RateLimited      atomic.Int64 // publishes over the rate limit
+}
+
+// New builds a broker and binds its listeners, so that a port in use is an
+// error here. Nothing is served until Start.
+func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slog.Logger) (*Broker, error) {
+	if cfg.MaxMessageBytes <= 0 {
+		return nil, errors.New("broker: max message bytes must be positive")
+	}
+	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("broker: bridge secret: %w", err)
+	}
+	b.bridgeSecret = []byte(hex.EncodeToString(secret))
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumInflight = maxInflight
+	caps.MaximumClientWritesPending = maxWritesPending
+	caps.MaximumPacketSize = uint32(packetLimit(cfg.MaxMessageBytes))
+	// MQTT 5 clients of the browser keep sessions across reloads; a week
+	// of absence is plenty, and bounds what a forgotten session keeps.
+	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
+	caps.MaximumMessageExpiryInterval = 0 // hearth never expires queued messages
+	b.server = mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		InlineClient: true,
+		Logger:       log.With("component", "mqtt"),
+	})
+	b.hook = newHook(b)
+	if err := b.server.AddHook(b.hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: add hook: %w", err)
+	}
+
+	var err error
+	b.internal, err = b.addListener(listeners.NewTCP(listeners.Config{ID: listenerInternal, Address: "127.0.0.1:0"}))
+	if err != nil {
+		return nil, fmt.Errorf("broker: internal listener: %w", err)
+	}
+	if cfg.MQTTAddr != "" {
+		b.tcp, err = b.addListener(listeners.NewTCP(listeners.Config{ID: listenerTCP, Address: cfg.MQTTAddr}))
+		if err != nil {
+			b.server.Close()
+			return nil, fmt.Errorf("broker: listen mqtt.addr %s: %w", cfg.MQTTAddr, err)
+		}
+	}
+	if cfg.TLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			b.server.Close()
+			return nil, fmt.Errorf("broker: mqtt.tls: %w", err)
+		}
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		b.tlsl, err = b.addListener(listeners.NewTCP(listeners.Config{ID: listenerTLS, Address: cfg.TLSAddr, TLSConfig: tc}))
+		if err != nil {
+			b.server.Close()
+			return nil, fmt.Errorf("broker: listen mqtt.tls.addr %s: %w", cfg.TLSAddr, err)
+		}
+	}
+	b.ws = newWSListener(listenerWS, cfg.AllowedOrigins, int64(packetLimit(cfg.MaxMessageBytes)), log)
+	if _, err := b.addListener(b.ws); err != nil {
+		b.server.Close()
+		return nil, fmt.Errorf("broker: websocket listener: %w", err)
+	}
+	return b, nil
+}
+
+// packetLimit is the largest MQTT packet accepted: a payload of the
+// configured size, plus room for the topic and properties.
+func packetLimit(maxPayload int) int { return maxPayload + 1024 }
+
+func (b *Broker) addListener(l listeners.Listener) (listeners.Listener, error) {
+	q := &quietListener{Listener: l, log: b.log}
+	if err := b.server.AddListener(q); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Start serves every listener and publishes every configured user as
+// offline. It returns at once.
+func (b *Broker) Start() error {
+	if err := b.server.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	b.hook.presence.publishAllOffline()
+	b.started.Store(true)
+	return nil
+}
+
+// Ready reports whether the broker is serving.
+func (b *Broker) Ready() bool { return b.started.Load() }
+
+// Close disconnects every client and stops the listeners. It is safe to
+// call more than once.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.started.Store(false)
+		b.server.Close()
+	})
+	return nil
+}
+
+// MQTTAddr is the bound address of the MQTT over TCP listener, or "".
+func (b *Broker) MQTTAddr() string { return addrOf(b.tcp) }
+
+// TLSAddr is the bound address of the MQTT over TLS listener, or "".
+func (b *Broker) TLSAddr() string { return addrOf(b.tlsl) }
+
+func addrOf(l listeners.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Address()
+}
+
+// WebSocketHandler serves MQTT over WebSocket; mount it at /mqtt.
+func (b *Broker) WebSocketHandler() http.Handler { return b.ws }
+
+// BridgeEndpoint returns the URL of the private loopback listener and the
+// credentials of the bridge identity, which only that listener accepts.
+// The secret is made anew at every start.
+func (b *Broker) BridgeEndpoint() (url, username string, password []byte) {
+	return "mqtt://" + b.internal.Address(), hearth.BridgeUser, b.bridgeSecret
+}
+
+// Publish publishes a chat message or typing event on behalf of user, as
+// the HTTP API does: the same access rules and validation as an MQTT
+// publish, with the same errors (ErrNotAllowed, or one wrapping
+// hearth.ErrBadPayload or ErrTooLarge).
+func (b *Broker) Publish(user, topic string, payload []byte) error {
+	if !b.policy.CanPublish(user, topic) {
+		return ErrNotAllowed
+	}
+	if err := b.hook.validate(topic, payload, false); err != nil {
+		return err
+	}
+	if err := b.server.Publish(topic, payload, false, 1); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Errors of Publish.
+var (
+	ErrNotAllowed = errors.New("not allowed")
+	ErrTooLarge   = errors.New("message too large")
+)
+
+// quietListener logs refused and failed connections at debug level: mochi
+// logs each one as a warning, which lets anyone flood the log.
+type quietListener struct {
+	listeners.Listener
+	log *slog.Logger
+}
+
+func (q *quietListener) Serve(establish listeners.EstablishFn) {
+	q.Listener.Serve(func(id string, c net.Conn) error {
+		if err := establish(id, c); err != nil {
+			q.log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr().String(), "error", err)
+		}
+		return nil
+	})
+}
+
+// codeOf maps a validation error to the MQTT 5 reason code sent back.
+func codeOf(err error) packets.Code {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return packets.ErrPacketTooLarge
+	case errors.Is(err, errRetained):
+		return packets.ErrRetainNotSupported
+	case errors.Is(err, ErrNotAllowed):
+		return packets.ErrNotAuthorized
+	}
+	return packets.ErrPayloadFormatInvalid
+}
+
+// Info returns a snapshot of mochi's counters.
+func (b *Broker) Info() *system.Info { return b.server.Info.Clone() }

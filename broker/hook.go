@@ -1,0 +1,232 @@
+package broker
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
+
+	"hearth"
+)
+
+var errRetained = errors.New("chat messages and typing events must not be retained")
+
+// hook is hearth's single mochi hook: authentication, access control,
+// publish validation, rate limits and presence.
+type hook struct {
+	mqtt.HookBase
+	b        *Broker
+	presence *presence
+
+	limiters sync.Map // *mqtt.Client -> *rate.Limiter
+}
+
+func newHook(b *Broker) *hook {
+	h := &hook{b: b}
+	h.presence = newPresence(b)
+	return h
+}
+
+func (h *hook) ID() string { return "hearth" }
+
+func (h *hook) Provides(e byte) bool {
+	switch e {
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
+		mqtt.OnClientExpired:
+		return true
+	}
+	return false
+}
+
+// userOf is the authenticated user of a client. The username is checked
+// at CONNECT, so it is trusted from then on.
+func userOf(cl *mqtt.Client) string { return string(cl.Properties.Username) }
+
+// OnConnectAuthenticate checks credentials, the ownership of the client id
+// and the will. The bridge identity is accepted only on the internal
+// listener, and only with this run's secret.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	if cl.Net.Listener == listenerInternal {
+		ok := user == hearth.BridgeUser && subtle.ConstantTimeCompare(pk.Connect.Password, h.b.bridgeSecret) == 1
+		if !ok {
+			h.b.Stats.AuthFailures.Add(1)
+		}
+		return ok
+	}
+	if user == "" || user == hearth.BridgeUser {
+		h.b.Stats.AuthFailures.Add(1)
+		h.b.log.Debug("mqtt connection refused: no user", "remote", cl.Net.Remote)
+		return false
+	}
+	if _, err := h.b.auth.Login(user, string(pk.Connect.Password)); err != nil {
+		h.b.Stats.AuthFailures.Add(1)
+		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
+		return false
+	}
+	if !h.clientIDFree(cl.ID, user) {
+		h.b.Stats.ClientIDRefused.Add(1)
+		h.b.log.Info("mqtt connection refused: client id belongs to another user", "user", user, "client", cl.ID)
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+	}
+	if pk.Connect.WillFlag {
+		if !h.b.policy.CanPublish(user, pk.Connect.WillTopic) {
+			h.b.Stats.ACLDenied.Add(1)
+			return h.refuse(cl, packets.ErrNotAuthorized)
+		}
+		if err := h.validate(pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillRetain); err != nil {
+			h.b.Stats.InvalidPublishes.Add(1)
+			return h.refuse(cl, codeOf(err))
+		}
+	}
+	return true
+}
+
+// clientIDFree reports whether user may use the client id: it is not the
+// bridge's, and no session of another user holds it.
+func (h *hook) clientIDFree(id, user string) bool {
+	if id == h.b.cfg.BridgeClientID {
+		return false
+	}
+	existing, ok := h.b.server.Clients.Get(id)
+	return !ok || userOf(existing) == user
+}
+
+// refuse answers a CONNECT with code and closes the connection; mochi's
+// own CONNACK that follows finds it closed.
+func (h *hook) refuse(cl *mqtt.Client, code packets.Code) bool {
+	_ = h.b.server.SendConnack(cl, code, false, nil)
+	cl.Stop(code)
+	return false
+}
+
+// OnACLCheck applies the policy to publishes (write), to subscriptions
+// (a filter) and to every single delivery (a topic name).
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	user := userOf(cl)
+	var ok bool
+	switch {
+	case write:
+		ok = h.b.policy.CanPublish(user, topic)
+	case strings.ContainsAny(topic, "+#") || strings.HasPrefix(topic, "$share/"):
+		ok = h.b.policy.CanSubscribe(user, topic)
+	default:
+		ok = h.b.policy.CanReceive(user, topic)
+	}
+	if !ok && write {
+		h.b.Stats.ACLDenied.Add(1)
+		h.b.log.Debug("mqtt publish denied", "user", user, "client", cl.ID, "topic", topic)
+	}
+	return ok
+}
+
+// OnPublish validates what clients publish and applies the rate limit.
+// mochi's processPublish decides what a returned error does: a reason
+// code reaches an MQTT 5 publisher at QoS 1 or 2 and stops the message;
+// for QoS 0 and MQTT 3.1.1 the message would still be delivered, so those
+// get CodeSuccessIgnore, which acknowledges and drops it.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || cl.Net.Listener == listenerInternal {
+		return pk, nil
+	}
+	if !h.allow(cl) {
+		h.b.Stats.RateLimited.Add(1)
+		h.b.log.Debug("mqtt publish over the rate limit", "user", userOf(cl), "client", cl.ID)
+		return pk, h.reject(cl, pk, packets.ErrMessageRateTooHigh)
+	}
+	if err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain); err != nil {
+		h.b.Stats.InvalidPublishes.Add(1)
+		h.b.log.Debug("mqtt publish refused", "user", userOf(cl), "client", cl.ID, "topic", pk.TopicName, "error", err)
+		return pk, h.reject(cl, pk, codeOf(err))
+	}
+	return pk, nil
+}
+
+func (h *hook) reject(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return code
+	}
+	return packets.CodeSuccessIgnore
+}
+
+// allow takes a token from the client's bucket.
+func (h *hook) allow(cl *mqtt.Client) bool {
+	if h.b.cfg.PublishRate <= 0 {
+		return true
+	}
+	l, ok := h.limiters.Load(cl)
+	if !ok {
+		l, _ = h.limiters.LoadOrStore(cl, rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst))
+	}
+	return l.(*rate.Limiter).Allow()
+}
+
+// validate checks a publish on a chat topic: messages must be valid
+// message payloads and typing events {"typing":bool}; neither may be
+// retained. Other topics carry anything (the ACL decides who may use them).
+func (h *hook) validate(topic string, payload []byte, retain bool) error {
+	if len(payload) > h.b.cfg.MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), h.b.cfg.MaxMessageBytes)
+	}
+	switch hearth.ParseTopic(topic).Kind {
+	case hearth.TopicMessage:
+		if retain {
+			return errRetained
+		}
+		_, err := hearth.ParsePayload(payload)
+		return err
+	case hearth.TopicTyping:
+		if retain {
+			return errRetained
+		}
+		return validateTyping(payload)
+	}
+	return nil
+}
+
+func validateTyping(b []byte) error {
+	var t struct {
+		Typing *bool `json:"typing"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil || t.Typing == nil || dec.More() {
+		return fmt.Errorf(`%w: a typing event is {"typing":true} or {"typing":false}`, hearth.ErrBadPayload)
+	}
+	return nil
+}
+
+// OnPacketEncode tells MQTT 5 clients the largest packet hearth accepts,
+// which mochi leaves out of the CONNACK.
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == 0 {
+		pk.Properties.MaximumPacketSize = uint32(packetLimit(h.b.cfg.MaxMessageBytes))
+	}
+	return pk
+}
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	h.presence.up(cl)
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.limiters.Delete(cl)
+	h.presence.down(cl)
+}
+
+// OnClientExpired removes the subscriptions of an expired session, which
+// mochi leaves in its topic index.
+func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	for filter := range cl.State.Subscriptions.GetAll() {
+		h.b.server.Topics.Unsubscribe(filter, cl.ID)
+		cl.State.Subscriptions.Delete(filter)
+	}
+}

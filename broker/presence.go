@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"hearth"
+)
+
+// presence counts each user's connections and publishes presence/{user}
+// (retained, QoS 1) whenever the count changes, so several tabs and
+// devices of one person count once as online.
+type presence struct {
+	b       *Broker
+	mu      sync.Mutex
+	count   map[string]int
+	counted map[*mqtt.Client]bool // connections counted in, so restored or refused ones are not counted out
+}
+
+func newPresence(b *Broker) *presence {
+	return &presence{b: b, count: map[string]int{}, counted: map[*mqtt.Client]bool{}}
+}
+
+type presenceMsg struct {
+	Online      bool  `json:"online"`
+	Connections int   `json:"connections"`
+	LastSeen    int64 `json:"last_seen"`
+}
+
+func (p *presence) publishAllOffline() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.b.policy.Users() {
+		if p.count[u] == 0 {
+			p.publish(u, presenceMsg{})
+		}
+	}
+}
+
+func (p *presence) up(cl *mqtt.Client) {
+	user := userOf(cl)
+	if cl.Net.Inline || cl.Net.Listener == listenerInternal || user == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.counted[cl] {
+		return
+	}
+	p.counted[cl] = true
+	p.count[user]++
+	p.publish(user, presenceMsg{Online: true, Connections: p.count[user], LastSeen: time.Now().UnixMilli()})
+}
+
+func (p *presence) down(cl *mqtt.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.counted[cl] {
+		return
+	}
+	delete(p.counted, cl)
+	user := userOf(cl)
+	p.count[user]--
+	n := p.count[user]
+	if n <= 0 {
+		delete(p.count, user)
+		n = 0
+	}
+	p.publish(user, presenceMsg{Online: n > 0, Connections: n, LastSeen: time.Now().UnixMilli()})
+}
+
+// publish is called with mu held, so that retained presence is published
+// in the order of the changes.
+func (p *presence) publish(user string, m presenceMsg) {
+	b, _ := json.Marshal(m)
+	if err := p.b.server.Publish(hearth.PresenceTopic(user), b, true, 1); err != nil {
+		p.b.log.Warn("publish presence", "user", user, "error", err)
+	}
+}

@@ -1,0 +1,154 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// wsListener is a mochi listener that is also an http.Handler, so that
+// MQTT over WebSocket shares hearth's HTTP port and mux. It checks the
+// Origin of browsers and limits what one frame may carry.
+type wsListener struct {
+	id        string
+	origins   map[string]bool
+	readLimit int64
+	log       *slog.Logger
+	upgrader  websocket.Upgrader
+
+	mu        sync.RWMutex
+	establish listeners.EstablishFn
+	closed    bool
+}
+
+func newWSListener(id string, allowedOrigins []string, readLimit int64, log *slog.Logger) *wsListener {
+	l := &wsListener{id: id, origins: map[string]bool{}, readLimit: readLimit, log: log}
+	for _, o := range allowedOrigins {
+		l.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	l.upgrader = websocket.Upgrader{
+		Subprotocols:     []string{"mqtt"},
+		CheckOrigin:      l.checkOrigin,
+		HandshakeTimeout: 10 * time.Second,
+	}
+	return l
+}
+
+func (l *wsListener) ID() string                    { return l.id }
+func (l *wsListener) Address() string               { return "/mqtt" }
+func (l *wsListener) Protocol() string              { return "ws" }
+func (l *wsListener) Init(*slog.Logger) error       { return nil }
+func (l *wsListener) Serve(e listeners.EstablishFn) { l.mu.Lock(); l.establish = e; l.mu.Unlock() }
+
+// Close stops new connections and disconnects the current ones: they were
+// hijacked from net/http, so http.Server.Shutdown does not track them.
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	closeClients(l.id)
+}
+
+// checkOrigin accepts requests without an Origin (not from a browser),
+// from the page's own host, and from the configured extra origins.
+func (l *wsListener) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return l.origins[strings.ToLower(u.Scheme+"://"+u.Host)]
+}
+
+func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.mu.RLock()
+	establish, closed := l.establish, l.closed
+	l.mu.RUnlock()
+	if establish == nil || closed {
+		http.Error(w, `{"error":"mqtt is not available"}`, http.StatusServiceUnavailable)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"MQTT over WebSocket: use a WebSocket client with subprotocol mqtt"}`+"\n")
+		return
+	}
+	if !l.checkOrigin(r) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"error":"origin not allowed"}`+"\n")
+		return
+	}
+	c, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c.SetReadLimit(l.readLimit)
+	conn := &wsConn{Conn: c.UnderlyingConn(), c: c}
+	if err := establish(l.id, conn); err != nil {
+		l.log.Debug("mqtt websocket connection ended", "remote", r.RemoteAddr, "error", err)
+	}
+	conn.Close()
+}
+
+var errNotBinary = errors.New("websocket: MQTT needs binary frames")
+
+// wsConn is a WebSocket as a net.Conn: reads run across frames, and each
+// write is one binary frame.
+type wsConn struct {
+	net.Conn
+	c  *websocket.Conn
+	r  io.Reader
+	wm sync.Mutex
+}
+
+func (ws *wsConn) Read(p []byte) (int, error) {
+	for {
+		if ws.r == nil {
+			op, r, err := ws.c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errNotBinary
+			}
+			ws.r = r
+		}
+		n, err := ws.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			ws.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (ws *wsConn) Write(p []byte) (int, error) {
+	ws.wm.Lock()
+	defer ws.wm.Unlock()
+	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (ws *wsConn) Close() error { return ws.c.Close() }

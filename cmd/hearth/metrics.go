@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// metrics writes the Prometheus text format by hand: a few counters and
+// gauges do not need a client library.
+func (a *App) metrics(w http.ResponseWriter, r *http.Request) {
+	var b strings.Builder
+	put := func(name, kind, help string, v int64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, kind, name, v)
+	}
+	bs, info := &a.broker.Stats, a.broker.Info()
+	put("hearth_mqtt_clients_connected", "gauge", "MQTT connections now open.", info.ClientsConnected)
+	put("hearth_mqtt_messages_received_total", "counter", "PUBLISH packets received.", info.MessagesReceived)
+	put("hearth_mqtt_messages_sent_total", "counter", "PUBLISH packets sent.", info.MessagesSent)
+	put("hearth_mqtt_messages_dropped_total", "counter", "Messages the broker dropped because a client's queue was full.", info.MessagesDropped)
+	put("hearth_mqtt_inflight_dropped_total", "counter", "QoS 1 messages dropped because a client's inflight store was full.", info.InflightDropped)
+	put("hearth_mqtt_inflight", "gauge", "QoS 1 and 2 messages awaiting acknowledgement.", info.Inflight)
+	put("hearth_mqtt_auth_failures_total", "counter", "Connections refused for bad credentials.", bs.AuthFailures.Load())
+	put("hearth_mqtt_client_id_refused_total", "counter", "Connections refused because another user holds the client id.", bs.ClientIDRefused.Load())
+	put("hearth_mqtt_acl_denied_total", "counter", "Publishes refused by the access policy.", bs.ACLDenied.Load())
+	put("hearth_mqtt_invalid_publishes_total", "counter", "Publishes refused by validation.", bs.InvalidPublishes.Load())
+	put("hearth_mqtt_rate_limited_total", "counter", "Publishes refused by the per-connection rate limit.", bs.RateLimited.Load())
+	st := &a.bridge.Stats
+	put("hearth_archive_messages_total", "counter", "Messages archived.", st.Archived.Load())
+	put("hearth_archive_duplicates_total", "counter", "Deliveries already archived (receipt sent again).", st.Duplicates.Load())
+	put("hearth_archive_rejected_total", "counter", "Deliveries that were not valid messages.", st.Rejected.Load())
+	put("hearth_archive_commits_total", "counter", "Archive transactions.", st.Commits.Load())
+	put("hearth_receipts_total", "counter", "Receipts published.", st.Receipts.Load())
+	put("hearth_receipt_errors_total", "counter", "Receipts that could not be published.", st.ReceiptErr.Load())
+	ready := int64(0)
+	if a.Ready() {
+		ready = 1
+	}
+	put("hearth_ready", "gauge", "1 when the broker serves, the bridge is subscribed and the store is open.", ready)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	fmt.Fprint(w, b.String())
+}

@@ -1,0 +1,681 @@
+package hearth
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// SamplePassword is the password of every user in the sample config.yaml.
+// Validate refuses a configuration that listens on a non-loopback address
+// while some user's password_hash still matches it.
+const SamplePassword = "hearth-sample"
+
+// Config is config.yaml (DESIGN.md, "Config").
+type Config struct {
+	DataDir string       `yaml:"data_dir"`
+	HTTP    HTTPConfig   `yaml:"http"`
+	MQTT    MQTTConfig   `yaml:"mqtt"`
+	Auth    AuthConfig   `yaml:"auth"`
+	Users   []User       `yaml:"users"`
+	Rooms   []Room       `yaml:"rooms"`
+	Bridge  BridgeConfig `yaml:"bridge"`
+}
+
+// HTTPConfig is the web page, API and MQTT over WebSocket listener.
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+	// AllowedOrigins are extra origins ("https://chat.example.org") allowed
+	// for WebSocket and CORS, written exactly as a browser sends them.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// MQTTConfig is the MQTT over TCP (and TLS) listener and the limits of every
+// MQTT connection.
+type MQTTConfig struct {
+	Addr            string    `yaml:"addr"` // "" turns MQTT over TCP off
+	TLS             TLSConfig `yaml:"tls"`
+	MaxMessageBytes int       `yaml:"max_message_bytes"`
+	PublishRate     float64   `yaml:"publish_rate"` // per second per connection; 0 = no limit
+	PublishBurst    int       `yaml:"publish_burst"`
+}
+
+// TLSConfig is the MQTT over TLS listener; it is off while Addr is "".
+type TLSConfig struct {
+	Addr     string `yaml:"addr"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// AuthConfig is about tokens. An empty TokenSecretFile means a secret
+// generated once into data_dir.
+type AuthConfig struct {
+	TokenTTL        Duration `yaml:"token_ttl"`
+	TokenSecretFile string   `yaml:"token_secret_file"`
+}
+
+// User is a configured user. PasswordHash is a bcrypt hash.
+type User struct {
+	Name         string `yaml:"name"`
+	PasswordHash string `yaml:"password_hash"`
+	Role         Role   `yaml:"role"`
+}
+
+// Role is what a user may do (DESIGN.md, "Access").
+type Role string
+
+// The roles. An empty role in config.yaml means RoleMember.
+const (
+	RoleMember Role = "member"
+	RoleDevice Role = "device"
+	RoleAdmin  Role = "admin"
+)
+
+// Room is a configured room. Members read and write, Readers only read;
+// "*" in either stands for every user whose role is member or admin.
+type Room struct {
+	Name      string    `yaml:"name"`
+	Title     string    `yaml:"title"` // defaults to Name
+	Members   []string  `yaml:"members"`
+	Readers   []string  `yaml:"readers"`
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention bounds a room's archive; a zero field means no bound.
+type Retention struct {
+	MaxAge      Duration `yaml:"max_age"`
+	MaxMessages int      `yaml:"max_messages"`
+}
+
+// BridgeConfig is the archive bridge. An empty BrokerURL means the embedded
+// broker.
+type BridgeConfig struct {
+	BrokerURL string `yaml:"broker_url"`
+	ClientID  string `yaml:"client_id"`
+}
+
+// Limits that Validate enforces.
+const (
+	MinMessageBytes = 256
+	MaxMessageBytes = 268435455 // the largest MQTT packet
+	MaxTokenTTL     = 8760 * time.Hour
+	MaxTitleLen     = 64 // characters
+)
+
+// DefaultConfig returns the values a config.yaml starts from: whatever a key
+// does not say.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "./data",
+		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080"},
+		MQTT: MQTTConfig{
+			Addr:            "127.0.0.1:1883",
+			MaxMessageBytes: 16384,
+			PublishRate:     50,
+			PublishBurst:    200,
+		},
+		Auth:   AuthConfig{TokenTTL: Duration(24 * time.Hour)},
+		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
+	}
+}
+
+// ConfigError is a problem with one key of the configuration. Key is its
+// path, such as "users[2].name"; Line is its line in the YAML, or 0 when
+// not known (problems found by Validate).
+type ConfigError struct {
+	Key  string
+	Line int
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s: %v (line %d)", e.Key, e.Err, e.Line)
+	}
+	return e.Key + ": " + e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// LoadConfig reads and validates the configuration file at path. Relative
+// paths in it (data_dir, auth.token_secret_file, mqtt.tls.cert_file and
+// mqtt.tls.key_file) are resolved against the directory of the file, so a
+// config works from any working directory. Errors start with
+// "config PATH: ".
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		// The path is in our prefix; keep only the cause (errors.Is still works).
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	c, err := ParseConfig(bytes.NewReader(b))
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.DataDir, &c.Auth.TokenSecretFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return c, nil
+}
+
+// ParseConfig reads one YAML document over DefaultConfig, fills the defaults
+// of each user and room (role member, title = name) and validates the
+// result. Unknown keys and values of the wrong type are errors naming the
+// key and its line; an empty input and several documents are errors too.
+// Paths are left as written (see LoadConfig). Several problems come back
+// together (errors.Join), each a *ConfigError where a key is to blame.
+func ParseConfig(r io.Reader) (Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Config{}, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, errors.New("config is empty")
+		}
+		return Config{}, err
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); err == nil {
+		return Config{}, fmt.Errorf("config has more than one YAML document (the second starts at line %d)", more.Line)
+	} else if !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return Config{}, errors.New("config is empty")
+		}
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return Config{}, errors.New("config is empty")
+	}
+
+	// Check keys and value types first, so that every such problem is
+	// reported with its key path, not only yaml's first one by line.
+	if errs := checkNode("", root, reflect.TypeFor[Config]()); len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+
+	// Defaults are in place before decoding, so an explicit value (even
+	// `addr: ""`) wins and an absent one keeps its default.
+	c := DefaultConfig()
+	dec = yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, err
+	}
+	for i := range c.Users {
+		if c.Users[i].Role == "" {
+			c.Users[i].Role = RoleMember
+		}
+	}
+	for i := range c.Rooms {
+		if c.Rooms[i].Title == "" {
+			c.Rooms[i].Title = c.Rooms[i].Name
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+// checkNode checks that n fits a value of type t: known keys only, and
+// scalars that decode. It returns one *ConfigError per problem.
+func checkNode(path string, n *yaml.Node, t reflect.Type) []error {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return nil // yaml leaves the value (its default) alone
+	}
+	fail := func(format string, args ...any) []error {
+		return []error{&ConfigError{Key: keyName(path), Line: n.Line, Err: fmt.Errorf(format, args...)}}
+	}
+	switch {
+	case t == durationType:
+		var d Duration
+		if err := d.UnmarshalYAML(n); err != nil {
+			return []error{&ConfigError{Key: keyName(path), Line: n.Line, Err: err}}
+		}
+		return nil
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return fail("want a mapping of keys, got %s", describeNode(n))
+		}
+		var errs []error
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.ShortTag() == "!!merge" {
+				errs = append(errs, checkMerge(path, v, t)...)
+				continue
+			}
+			f, ok := fieldByKey(t, k.Value)
+			if k.Kind != yaml.ScalarNode || !ok {
+				errs = append(errs, &ConfigError{Key: joinKey(path, k.Value), Line: k.Line, Err: errors.New("unknown key")})
+				continue
+			}
+			errs = append(errs, checkNode(joinKey(path, k.Value), v, f.Type)...)
+		}
+		return errs
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return fail("want a list, got %s", describeNode(n))
+		}
+		var errs []error
+		for i, v := range n.Content {
+			errs = append(errs, checkNode(fmt.Sprintf("%s[%d]", path, i), v, t.Elem())...)
+		}
+		return errs
+	}
+	if n.Kind != yaml.ScalarNode {
+		return fail("want %s, got %s", describeType(t), describeNode(n))
+	}
+	if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		return fail("want %s, got %s", describeType(t), describeNode(n))
+	}
+	return nil
+}
+
+// checkMerge checks the value of a YAML merge key (<<: *anchor).
+func checkMerge(path string, v *yaml.Node, t reflect.Type) []error {
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind != yaml.SequenceNode {
+		return checkNode(path, v, t)
+	}
+	var errs []error
+	for _, m := range v.Content {
+		errs = append(errs, checkNode(path, m, t)...)
+	}
+	return errs
+}
+
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if f.IsExported() && name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func keyName(path string) string {
+	if path == "" {
+		return "config"
+	}
+	return path
+}
+
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	}
+	return t.String()
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	v := n.Value
+	if utf8.RuneCountInString(v) > 40 {
+		v = string([]rune(v)[:40]) + "..."
+	}
+	return strconv.Quote(v)
+}
+
+// User returns the configured user called name.
+func (c *Config) User(name string) (User, bool) {
+	for _, u := range c.Users {
+		if u.Name == name {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// Room returns the configured room called name.
+func (c *Config) Room(name string) (Room, bool) {
+	for _, r := range c.Rooms {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Room{}, false
+}
+
+// IsLoopbackAddr reports whether the host of hostport is "localhost" or a
+// loopback IP. An empty host, 0.0.0.0, :: and every other name are not
+// loopback: they may be reached from other machines.
+func IsLoopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// Validate checks every rule of DESIGN.md's "Config" and "Access" sections
+// and returns all problems joined (errors.Join), each a *ConfigError that
+// names its key, or nil. It expects the defaults of ParseConfig to be
+// filled in (a user's role is not empty). When some listener is not on
+// loopback it compares every password hash with SamplePassword, which takes
+// a bcrypt computation per user.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key string, format string, args ...any) {
+		errs = append(errs, &ConfigError{Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	addErr := func(key string, err error) {
+		errs = append(errs, &ConfigError{Key: key, Err: err})
+	}
+
+	if c.DataDir == "" {
+		add("data_dir", "must not be empty")
+	}
+
+	// Listeners.
+	if c.HTTP.Addr == "" {
+		add("http.addr", "required, e.g. 127.0.0.1:8080")
+	} else if err := checkHostPort(c.HTTP.Addr); err != nil {
+		addErr("http.addr", err)
+	}
+	if c.MQTT.Addr != "" {
+		if err := checkHostPort(c.MQTT.Addr); err != nil {
+			addErr("mqtt.addr", err)
+		}
+	}
+	tls := c.MQTT.TLS
+	if tls.Addr != "" {
+		if err := checkHostPort(tls.Addr); err != nil {
+			addErr("mqtt.tls.addr", err)
+		}
+		if tls.CertFile == "" {
+			add("mqtt.tls.cert_file", "required when mqtt.tls.addr is set")
+		}
+		if tls.KeyFile == "" {
+			add("mqtt.tls.key_file", "required when mqtt.tls.addr is set")
+		}
+	} else if tls.CertFile != "" || tls.KeyFile != "" {
+		add("mqtt.tls.addr", "required when cert_file or key_file is set (or remove them to turn TLS off)")
+	}
+	listeners := []struct{ key, addr string }{{"http.addr", c.HTTP.Addr}, {"mqtt.addr", c.MQTT.Addr}, {"mqtt.tls.addr", tls.Addr}}
+	for i, a := range listeners {
+		for _, b := range listeners[:i] {
+			if a.addr != "" && a.addr == b.addr && !strings.HasSuffix(a.addr, ":0") {
+				add(a.key, "%s is also %s", a.addr, b.key)
+			}
+		}
+	}
+
+	for i, o := range c.HTTP.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			addErr(fmt.Sprintf("http.allowed_origins[%d]", i), err)
+		}
+	}
+
+	// MQTT limits.
+	if m := c.MQTT.MaxMessageBytes; m < MinMessageBytes || m > MaxMessageBytes {
+		add("mqtt.max_message_bytes", "must be between %d and %d, got %d", MinMessageBytes, MaxMessageBytes, m)
+	}
+	if r := c.MQTT.PublishRate; !(r >= 0) || math.IsInf(r, 0) {
+		add("mqtt.publish_rate", "must be 0 (no limit) or more, got %v", r)
+	}
+	if b := c.MQTT.PublishBurst; b < 0 {
+		add("mqtt.publish_burst", "must be 0 or more, got %d", b)
+	} else if b < 1 && c.MQTT.PublishRate > 0 {
+		add("mqtt.publish_burst", "must be at least 1 when publish_rate is above 0")
+	}
+
+	if ttl := c.Auth.TokenTTL.D(); ttl <= 0 || ttl > MaxTokenTTL {
+		add("auth.token_ttl", "must be above 0 and at most 8760h (a year), got %s", c.Auth.TokenTTL)
+	}
+
+	// Users.
+	if len(c.Users) == 0 {
+		add("users", "at least one user is required")
+	}
+	users := make(map[string]Role, len(c.Users))
+	userAt := make(map[string]int, len(c.Users))
+	hashOK := make([]bool, len(c.Users))
+	for i, u := range c.Users {
+		key := fmt.Sprintf("users[%d]", i)
+		if err := CheckName(u.Name); err != nil {
+			addErr(key+".name", err)
+		} else if j, dup := userAt[u.Name]; dup {
+			add(key+".name", "duplicate user %q (also users[%d])", u.Name, j)
+		} else {
+			userAt[u.Name] = i
+			users[u.Name] = u.Role
+		}
+		switch u.Role {
+		case RoleMember, RoleDevice, RoleAdmin:
+		default:
+			add(key+".role", "unknown role %q: want member, device or admin", u.Role)
+		}
+		// Never print the hash: it is a secret too.
+		if u.PasswordHash == "" {
+			add(key+".password_hash", "required; make one with 'hearth passwd'")
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil || len(u.PasswordHash) != 60 {
+			add(key+".password_hash", "not a bcrypt hash; make one with 'hearth passwd'")
+		} else {
+			hashOK[i] = true
+		}
+	}
+
+	// Rooms.
+	if len(c.Rooms) == 0 {
+		add("rooms", "at least one room is required")
+	}
+	roomAt := make(map[string]int, len(c.Rooms))
+	for i, r := range c.Rooms {
+		key := fmt.Sprintf("rooms[%d]", i)
+		if err := CheckName(r.Name); err != nil {
+			addErr(key+".name", err)
+		} else if j, dup := roomAt[r.Name]; dup {
+			add(key+".name", "duplicate room %q (also rooms[%d])", r.Name, j)
+		} else {
+			roomAt[r.Name] = i
+		}
+		if n := utf8.RuneCountInString(r.Title); n > MaxTitleLen {
+			add(key+".title", "at most %d characters, got %d", MaxTitleLen, n)
+		} else if strings.IndexFunc(r.Title, unicode.IsControl) >= 0 || !utf8.ValidString(r.Title) {
+			add(key+".title", "must be one line of text")
+		}
+		members := map[string]bool{}
+		checkList := func(list string, names []string, seen map[string]bool) {
+			for j, m := range names {
+				k := fmt.Sprintf("%s.%s[%d]", key, list, j)
+				_, known := users[m]
+				switch {
+				case m == "*":
+				case !ValidName(m):
+					addErr(k, CheckName(m))
+					continue
+				case !known:
+					add(k, "unknown user %q", m)
+					continue
+				}
+				if seen[m] {
+					add(k, "%q is listed twice", m)
+				}
+				seen[m] = true
+			}
+		}
+		checkList("members", r.Members, members)
+		readers := map[string]bool{}
+		checkList("readers", r.Readers, readers)
+		for j, m := range r.Readers {
+			k := fmt.Sprintf("%s.readers[%d]", key, j)
+			switch {
+			case members[m]:
+				add(k, "%q is also in members; a user is either a member or a reader", m)
+			case members["*"] && users[m] == RoleMember:
+				// "*" makes every member a member: readers would not make
+				// this one read-only.
+				add(k, "%q (role member) is already a member through \"*\" in members", m)
+			}
+		}
+		if r.Retention.MaxAge < 0 {
+			add(key+".retention.max_age", "must be 0 (keep forever) or more, got %s", r.Retention.MaxAge)
+		}
+		if r.Retention.MaxMessages < 0 {
+			add(key+".retention.max_messages", "must be 0 (keep all) or more, got %d", r.Retention.MaxMessages)
+		}
+	}
+
+	// Bridge.
+	if !ValidID(c.Bridge.ClientID) {
+		add("bridge.client_id", "%q: want 1 to 64 characters of A-Z, a-z, 0-9, _ and -", c.Bridge.ClientID)
+	}
+	if c.Bridge.BrokerURL != "" {
+		if err := checkBrokerURL(c.Bridge.BrokerURL); err != nil {
+			addErr("bridge.broker_url", err)
+		}
+	}
+
+	// The sample password is fine on loopback only. bcrypt is slow, so
+	// compare only when it matters, and in parallel.
+	for _, l := range listeners {
+		if l.addr == "" || IsLoopbackAddr(l.addr) {
+			continue
+		}
+		sample := make([]bool, len(c.Users))
+		var wg sync.WaitGroup
+		for i, u := range c.Users {
+			if hashOK[i] {
+				wg.Go(func() {
+					sample[i] = bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(SamplePassword)) == nil
+				})
+			}
+		}
+		wg.Wait()
+		for i, u := range c.Users {
+			if sample[i] {
+				add(fmt.Sprintf("users[%d].password_hash", i),
+					"%s still has the sample password and %s %s is not loopback; set a new one with 'hearth passwd'", u.Name, l.key, l.addr)
+			}
+		}
+		break
+	}
+
+	return errors.Join(errs...)
+}
+
+// checkHostPort checks a listening address: host:port with a numeric port;
+// an empty host means every interface.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port, e.g. 127.0.0.1:8080", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 || port[0] == '+' {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", s)
+	}
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("%q: host must be an IP address or a host name", s)
+		}
+	}
+	return nil
+}
+
+// checkOrigin checks a browser origin, scheme://host[:port], written as a
+// browser sends it in the Origin header (lower case, no trailing slash).
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || o != u.Scheme+"://"+u.Host {
+		return fmt.Errorf("%q: want an origin such as https://chat.example.org or http://localhost:8080 (no path, no trailing slash)", o)
+	}
+	if u.Host != strings.ToLower(u.Host) {
+		return fmt.Errorf("%q: write the host in lower case, as browsers send it", o)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port must be a number from 1 to 65535", o)
+		}
+	}
+	return nil
+}
+
+// checkBrokerURL checks the URL of an external MQTT broker.
+func checkBrokerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: not a URL", s)
+	}
+	switch u.Scheme {
+	case "mqtt", "tcp", "mqtts", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("%q: scheme must be mqtt, tcp, mqtts, tls, ws or wss", s)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%q: no host, want e.g. mqtt://host:1883", s)
+	}
+	return nil
+}

@@ -1,0 +1,27 @@
+// Package history is hearth's message archive: a bbolt file that stores every
+// chat message once, numbered per room, and pages through it for the HTTP API.
+//
+// # Layout
+//
+// Each room has two top-level buckets, created by the first Append to it
+// (room names are hearth.ValidName, so they never contain '/' or NUL):
+//
+//	"m/<room>"  key: seq as 8 bytes, big-endian      value: JSON of hearth.Message
+//	"i/<room>"  key: <from> NUL <id>                value: seq as 8 bytes, big-endian
+//
+// The "m/" bucket's sequence (Bucket.NextSequence) is the room's seq counter:
+// seq starts at 1 and only grows, and it survives the deletion of messages,
+// so a seq is never reused. Big-endian keys sort in seq order, so paging is a
+// cursor walk. The "i/" bucket is the dedupe index: (room, from, id) names a
+// message once, whatever the number of retries.
+//
+// # Growth
+//
+// Retention is a walk from the First key of "m/<room>" that deletes each
+// message too old or beyond the count together with its "i/<room>" entry
+// (from and id are in the stored value), in one read-write transaction.
+// An index entry whose message is gone is treated as absent, so an entry
+// left behind never blocks the message from being archived again.
+// A backup is Store.WriteTo, a consistent snapshot taken in a read
+// transaction while writers carry on.
+package history

@@ -1,0 +1,121 @@
+package hearth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Limits of the message payload (DESIGN.md, "Message payload").
+const (
+	MaxIDLen    = 64
+	MaxTextLen  = 4000 // characters (runes), not bytes
+	maxJSONSize = 64 << 10
+)
+
+// Payload is what a client publishes on rooms/{room}/messages/{user}.
+type Payload struct {
+	ID      string `json:"id"`
+	Text    string `json:"text"`
+	TS      int64  `json:"ts,omitempty"`
+	ReplyTo string `json:"reply_to,omitempty"`
+}
+
+// Message is an archived message, as history returns it.
+type Message struct {
+	Seq     uint64 `json:"seq"`
+	ID      string `json:"id"`
+	Room    string `json:"room"`
+	From    string `json:"from"`
+	Text    string `json:"text"`
+	TS      int64  `json:"ts,omitempty"`
+	At      int64  `json:"at"`
+	ReplyTo string `json:"reply_to,omitempty"`
+}
+
+// Receipt is published to users/{sender}/receipts once a message of that
+// sender is archived, and again for every duplicate of it.
+type Receipt struct {
+	ID   string `json:"id"`
+	Room string `json:"room"`
+	Seq  uint64 `json:"seq"`
+	At   int64  `json:"at"`
+}
+
+// ErrBadPayload is wrapped by every error of ParsePayload.
+var ErrBadPayload = errors.New("bad message payload")
+
+// ValidID reports whether s is a valid message id: 1 to 64 characters of
+// [A-Za-z0-9_-].
+func ValidID(s string) bool {
+	if len(s) < 1 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParsePayload decodes and validates a message payload. The error wraps
+// ErrBadPayload and says which rule was broken.
+func ParsePayload(b []byte) (Payload, error) {
+	var p Payload
+	if len(b) > maxJSONSize {
+		return p, fmt.Errorf("%w: larger than %d bytes", ErrBadPayload, maxJSONSize)
+	}
+	if !utf8.Valid(b) {
+		return p, fmt.Errorf("%w: not valid UTF-8", ErrBadPayload)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrBadPayload, jsonError(err))
+	}
+	if dec.More() {
+		return p, fmt.Errorf("%w: trailing data after the JSON object", ErrBadPayload)
+	}
+	return p, p.Validate()
+}
+
+// Validate checks the rules of DESIGN.md on a decoded payload.
+func (p Payload) Validate() error {
+	switch {
+	case p.ID == "":
+		return fmt.Errorf("%w: id is required", ErrBadPayload)
+	case !ValidID(p.ID):
+		return fmt.Errorf("%w: id must be 1 to %d characters of A-Z, a-z, 0-9, _ and -", ErrBadPayload, MaxIDLen)
+	case p.Text == "":
+		return fmt.Errorf("%w: text is required", ErrBadPayload)
+	case !utf8.ValidString(p.Text):
+		return fmt.Errorf("%w: text is not valid UTF-8", ErrBadPayload)
+	case utf8.RuneCountInString(p.Text) > MaxTextLen:
+		return fmt.Errorf("%w: text is longer than %d characters", ErrBadPayload, MaxTextLen)
+	case p.TS < 0:
+		return fmt.Errorf("%w: ts must not be negative", ErrBadPayload)
+	case p.ReplyTo != "" && !ValidID(p.ReplyTo):
+		return fmt.Errorf("%w: reply_to is not a valid message id", ErrBadPayload)
+	}
+	return nil
+}
+
+// jsonError turns decoder errors into short messages that do not echo
+// Go type names at users.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %q has the wrong type", te.Field)
+		}
+		return "want a JSON object"
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	}
+	return "invalid JSON"
+}

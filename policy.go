@@ -1,0 +1,229 @@
+package hearth
+
+import (
+	"slices"
+	"strings"
+)
+
+// BridgeUser is the internal identity of the archive bridge. It is not a
+// valid user name, so no configured user can take it.
+const BridgeUser = "$hearth-bridge"
+
+// Policy answers who may read and write what. It is built once from the
+// configuration and is safe for concurrent use (it never changes).
+type Policy struct {
+	roles map[string]Role
+	rooms map[string]roomAccess
+	names []string // room names in config order
+}
+
+type roomAccess struct {
+	title                  string
+	members, readers       map[string]bool // named explicitly
+	allMembers, allReaders bool            // "*": every member and admin
+}
+
+// NewPolicy builds the policy of a validated configuration.
+func NewPolicy(c *Config) *Policy {
+	p := &Policy{roles: map[string]Role{}, rooms: map[string]roomAccess{}}
+	for _, u := range c.Users {
+		p.roles[u.Name] = u.Role
+	}
+	for _, r := range c.Rooms {
+		a := roomAccess{title: r.Title, members: map[string]bool{}, readers: map[string]bool{}}
+		for _, m := range r.Members {
+			if m == "*" {
+				a.allMembers = true
+			} else {
+				a.members[m] = true
+			}
+		}
+		for _, m := range r.Readers {
+			if m == "*" {
+				a.allReaders = true
+			} else {
+				a.readers[m] = true
+			}
+		}
+		p.rooms[r.Name] = a
+		p.names = append(p.names, r.Name)
+	}
+	return p
+}
+
+// Role returns a user's role, and false for an unknown user.
+func (p *Policy) Role(user string) (Role, bool) {
+	r, ok := p.roles[user]
+	return r, ok
+}
+
+// Rooms returns every room's name in configuration order.
+func (p *Policy) Rooms() []string { return slices.Clone(p.names) }
+
+// Title returns a room's title.
+func (p *Policy) Title(room string) string { return p.rooms[room].title }
+
+// HasRoom reports whether room is configured.
+func (p *Policy) HasRoom(room string) bool {
+	_, ok := p.rooms[room]
+	return ok
+}
+
+// CanWrite reports whether user may post in room. Devices write only where
+// a room's members name them; "*" covers members and admins.
+func (p *Policy) CanWrite(user, room string) bool {
+	a, ok := p.rooms[room]
+	if !ok {
+		return false
+	}
+	switch p.roles[user] {
+	case RoleAdmin:
+		return true
+	case RoleMember:
+		return a.allMembers || a.members[user]
+	case RoleDevice:
+		return a.members[user]
+	}
+	return false
+}
+
+// CanRead reports whether user may read room. The bridge reads every room.
+func (p *Policy) CanRead(user, room string) bool {
+	a, ok := p.rooms[room]
+	if !ok {
+		return false
+	}
+	if user == BridgeUser {
+		return true
+	}
+	switch p.roles[user] {
+	case RoleAdmin:
+		return true
+	case RoleMember:
+		return a.allMembers || a.allReaders || a.members[user] || a.readers[user]
+	case RoleDevice:
+		return a.members[user] || a.readers[user]
+	}
+	return false
+}
+
+// CanPublish reports whether user may publish on topic (a name, not a
+// filter). Only the server writes presence; only the bridge writes
+// receipts; a user writes messages and typing only as itself.
+func (p *Policy) CanPublish(user, topic string) bool {
+	t := ParseTopic(topic)
+	if user == BridgeUser {
+		return t.Kind == TopicReceipts
+	}
+	switch t.Kind {
+	case TopicMessage, TopicTyping:
+		return t.User == user && p.CanWrite(user, t.Room)
+	case TopicOther:
+		return p.roles[user] == RoleAdmin
+	}
+	return false
+}
+
+// CanReceive reports whether user may receive a message published on
+// topic (a name). It is checked for every delivery, so wildcard
+// subscriptions never leak a room the user cannot read.
+func (p *Policy) CanReceive(user, topic string) bool {
+	t := ParseTopic(topic)
+	if user == BridgeUser {
+		return t.Kind == TopicMessage && p.HasRoom(t.Room)
+	}
+	if _, ok := p.roles[user]; !ok {
+		return false
+	}
+	switch t.Kind {
+	case TopicMessage, TopicTyping:
+		return p.CanRead(user, t.Room)
+	case TopicPresence:
+		return true
+	case TopicReceipts:
+		return t.User == user
+	case TopicSys, TopicOther:
+		return p.roles[user] == RoleAdmin
+	}
+	return false
+}
+
+// CanSubscribe reports whether user may subscribe to filter: true when at
+// least one topic the user may receive can match it. Deliveries are still
+// checked one by one with CanReceive. A shared subscription
+// ($share/group/filter) is judged by its filter.
+func (p *Policy) CanSubscribe(user, filter string) bool {
+	if strings.HasPrefix(filter, "$share/") {
+		parts := strings.SplitN(filter, "/", 3)
+		if len(parts) < 3 {
+			return false
+		}
+		filter = parts[2]
+	}
+	if user != BridgeUser && p.roles[user] == RoleAdmin {
+		return true
+	}
+	if _, ok := p.roles[user]; !ok && user != BridgeUser {
+		return false
+	}
+	f := strings.Split(filter, "/")
+	for _, tpl := range p.readable(user) {
+		if filterMayMatch(f, tpl) {
+			return true
+		}
+	}
+	return false
+}
+
+// readable lists templates of the topics user may receive; "*" stands for
+// any valid name.
+func (p *Policy) readable(user string) [][]string {
+	var out [][]string
+	for _, room := range p.names {
+		if !p.CanRead(user, room) {
+			continue
+		}
+		out = append(out, []string{"rooms", room, "messages", "*"})
+		if user != BridgeUser {
+			out = append(out, []string{"rooms", room, "typing", "*"})
+		}
+	}
+	if user != BridgeUser {
+		out = append(out, []string{"presence", "*"}, []string{"users", user, "receipts"})
+	}
+	return out
+}
+
+// filterMayMatch reports whether some topic of template tpl matches the
+// filter levels f. Per MQTT, wildcards at the first level never match a
+// topic starting with "$", and no template here starts with "$".
+func filterMayMatch(f, tpl []string) bool {
+	for i, lvl := range f {
+		if lvl == "#" {
+			return i == len(f)-1
+		}
+		if i >= len(tpl) {
+			return false
+		}
+		switch {
+		case lvl == "+":
+		case tpl[i] == "*":
+			if !ValidName(lvl) {
+				return false
+			}
+		case lvl != tpl[i]:
+			return false
+		}
+	}
+	return len(f) == len(tpl)
+}
+
+// Users returns every configured user's name, sorted.
+func (p *Policy) Users() []string {
+	out := make([]string, 0, len(p.roles))
+	for u := range p.roles {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,77 @@
+package hearth
+
+import "strings"
+
+// TopicKind says which part of hearth's topic tree a topic belongs to.
+type TopicKind int
+
+const (
+	TopicOther    TopicKind = iota // outside the chat tree: admins' plain MQTT use
+	TopicMessage                   // rooms/{room}/messages/{user}
+	TopicTyping                    // rooms/{room}/typing/{user}
+	TopicPresence                  // presence/{user}
+	TopicReceipts                  // users/{user}/receipts
+	TopicSys                       // $SYS/...
+	TopicInvalid                   // inside the chat tree but not of its grammar
+)
+
+// Topic is a parsed topic name (never a filter).
+type Topic struct {
+	Kind TopicKind
+	Room string // for messages and typing
+	User string // the last level's user for messages, typing and presence; the owner for receipts
+}
+
+// Chat tree roots: a topic under one of these is either of hearth's grammar
+// or invalid.
+var chatRoots = []string{"rooms", "presence", "users"}
+
+// ParseTopic classifies a topic name. Names inside the chat tree that break
+// its grammar (a bad room or user name, a missing or extra level) are
+// TopicInvalid.
+func ParseTopic(topic string) Topic {
+	if strings.HasPrefix(topic, "$") {
+		if topic == "$SYS" || strings.HasPrefix(topic, "$SYS/") {
+			return Topic{Kind: TopicSys}
+		}
+		return Topic{Kind: TopicInvalid}
+	}
+	l := strings.Split(topic, "/")
+	switch l[0] {
+	case "rooms":
+		if len(l) == 4 && ValidName(l[1]) && ValidName(l[3]) {
+			switch l[2] {
+			case "messages":
+				return Topic{Kind: TopicMessage, Room: l[1], User: l[3]}
+			case "typing":
+				return Topic{Kind: TopicTyping, Room: l[1], User: l[3]}
+			}
+		}
+	case "presence":
+		if len(l) == 2 && ValidName(l[1]) {
+			return Topic{Kind: TopicPresence, User: l[1]}
+		}
+	case "users":
+		if len(l) == 3 && ValidName(l[1]) && l[2] == "receipts" {
+			return Topic{Kind: TopicReceipts, User: l[1]}
+		}
+	default:
+		return Topic{Kind: TopicOther}
+	}
+	return Topic{Kind: TopicInvalid}
+}
+
+// MessageTopic returns rooms/{room}/messages/{user}.
+func MessageTopic(room, user string) string { return "rooms/" + room + "/messages/" + user }
+
+// TypingTopic returns rooms/{room}/typing/{user}.
+func TypingTopic(room, user string) string { return "rooms/" + room + "/typing/" + user }
+
+// PresenceTopic returns presence/{user}.
+func PresenceTopic(user string) string { return "presence/" + user }
+
+// ReceiptsTopic returns users/{user}/receipts.
+func ReceiptsTopic(user string) string { return "users/" + user + "/receipts" }
+
+// RoomMessagesFilter returns the filter of every message of a room.
+func RoomMessagesFilter(room string) string { return "rooms/" + room + "/messages/+" }
