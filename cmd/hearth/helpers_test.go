@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"golang.org/x/crypto/bcrypt"
+
+	"hearth"
+)
+
+// testUsers are the users of every end-to-end test; each one's password
+// is "pw-" + name.
+var testUsers = []struct{ name, role string }{
+	{"mum", "admin"}, {"dad", "member"}, {"kid", "member"}, {"kitchen", "device"},
+}
+
+var (
+	hashOnce sync.Once
+	hashes   = map[string]string{}
+)
+
+func password(user string) string { return "pw-" + user }
+
+// testConfig returns a config on 127.0.0.1:0 ports with data in dir.
+func testConfig(t *testing.T, dir string) hearth.Config {
+	t.Helper()
+	hashOnce.Do(func() {
+		for _, u := range testUsers {
+			h, err := bcrypt.GenerateFromPassword([]byte(password(u.name)), bcrypt.MinCost)
+			if err != nil {
+				panic(err)
+			}
+			hashes[u.name] = string(h)
+		}
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "data_dir: %q\nhttp: {addr: \"127.0.0.1:0\"}\nmqtt: {addr: \"127.0.0.1:0\", publish_rate: 0}\nusers:\n", dir)
+	for _, u := range testUsers {
+		fmt.Fprintf(&b, "  - {name: %s, role: %s, password_hash: %q}\n", u.name, u.role, hashes[u.name])
+	}
+	b.WriteString(`rooms:
+  - {name: family, title: Family, members: ["*"], readers: [kitchen]}
+  - {name: parents, title: Parents, members: [mum, dad]}
+`)
+	cfg, err := hearth.ParseConfig(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	return cfg
+}
+
+// startApp starts hearth on cfg and waits until it is ready.
+func startApp(t *testing.T, cfg hearth.Config) *App {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	app, err := Start(cfg, log)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := app.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	waitFor(t, "ready", 10*time.Second, app.Ready)
+	return app
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// client is a real paho MQTT 5 client that records what it receives.
+type client struct {
+	t    *testing.T
+	c    *paho.Client
+	mu   sync.Mutex
+	got  []*paho.Publish
+	recv chan *paho.Publish
+}
+
+type connectOpts struct {
+	clientID      string
+	password      string // default: the user's password
+	noAuth        bool
+	cleanStart    bool
+	sessionExpiry uint32
+	will          *paho.WillMessage
+}
+
+// dial connects user over MQTT 5 and returns the client, or the CONNACK
+// error.
+func dial(t *testing.T, addr, user string, o connectOpts) (*client, *paho.Connack, error) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	cl := &client{t: t, recv: make(chan *paho.Publish, 100000)}
+	if o.clientID == "" {
+		o.clientID = fmt.Sprintf("%s-%d", user, time.Now().UnixNano())
+	}
+	cl.c = paho.NewClient(paho.ClientConfig{
+		ClientID: o.clientID,
+		Conn:     conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			cl.mu.Lock()
+			cl.got = append(cl.got, pr.Packet)
+			cl.mu.Unlock()
+			cl.recv <- pr.Packet
+			return true, nil
+		}},
+	})
+	cp := &paho.Connect{KeepAlive: 30, ClientID: o.clientID, CleanStart: o.cleanStart || o.sessionExpiry == 0, WillMessage: o.will}
+	if !o.noAuth {
+		cp.Username, cp.UsernameFlag = user, true
+		pw := o.password
+		if pw == "" {
+			pw = password(user)
+		}
+		cp.Password, cp.PasswordFlag = []byte(pw), true
+	}
+	if o.sessionExpiry > 0 {
+		cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: &o.sessionExpiry}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ca, err := cl.c.Connect(ctx, cp)
+	if err != nil {
+		conn.Close()
+		return nil, ca, err
+	}
+	t.Cleanup(func() { cl.close() })
+	return cl, ca, nil
+}
+
+// mustDial connects or fails the test.
+func mustDial(t *testing.T, addr, user string, o connectOpts) *client {
+	t.Helper()
+	cl, ca, err := dial(t, addr, user, o)
+	if err != nil {
+		t.Fatalf("connect %s: %v (connack %+v)", user, err, ca)
+	}
+	return cl
+}
+
+func (cl *client) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = cl.c.Disconnect(&paho.Disconnect{})
+	<-ctxDone(ctx, cl.c.Done())
+}
+
+func ctxDone(ctx context.Context, ch <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		close(out)
+	}()
+	return out
+}
+
+func (cl *client) subscribe(filters ...string) []byte {
+	cl.t.Helper()
+	s := &paho.Subscribe{}
+	for _, f := range filters {
+		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: 1})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sa, err := cl.c.Subscribe(ctx, s)
+	if sa == nil {
+		cl.t.Fatalf("subscribe %v: %v", filters, err)
+	}
+	return sa.Reasons
+}
+
+// publish publishes and returns the PUBACK reason code (0 for QoS 0).
+func (cl *client) publish(topic string, qos byte, retain bool, payload string) byte {
+	cl.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pr, err := cl.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: []byte(payload)})
+	if pr != nil {
+		return pr.ReasonCode
+	}
+	if err != nil {
+		cl.t.Fatalf("publish %s: %v", topic, err)
+	}
+	return 0
+}
+
+// next waits for the next message on topic (others are skipped).
+func (cl *client) next(topic string) *paho.Publish {
+	cl.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case p := <-cl.recv:
+			if p.Topic == topic {
+				return p
+			}
+		case <-timeout:
+			cl.t.Fatalf("no message on %s within 5s", topic)
+		}
+	}
+}
+
+// topics returns the topics of everything received so far.
+func (cl *client) topics() []string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var out []string
+	for _, p := range cl.got {
+		out = append(out, p.Topic)
+	}
+	return out
+}
+
+func msg(id, text string) string {
+	b, _ := json.Marshal(hearth.Payload{ID: id, Text: text})
+	return string(b)
+}
+
+// api calls the HTTP API and decodes a JSON answer into out (if not nil).
+func api(t *testing.T, app *App, method, path, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+app.HTTPAddr()+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func login(t *testing.T, app *App, user string) string {
+	t.Helper()
+	var r struct{ Token string }
+	if code := api(t, app, "POST", "/api/login", "", map[string]string{"username": user, "password": password(user)}, &r); code != 200 {
+		t.Fatalf("login %s: status %d", user, code)
+	}
+	return r.Token
+}
+
+type page struct {
+	Messages []hearth.Message `json:"messages"`
+	HasMore  bool             `json:"has_more"`
+}
+
+func readHistory(t *testing.T, app *App, user, room, query string) page {
+	t.Helper()
+	var p page
+	if code := api(t, app, "GET", "/api/rooms/"+room+"/messages"+query, login(t, app, user), nil, &p); code != 200 {
+		t.Fatalf("history %s: status %d", room, code)
+	}
+	return p
+}
+
+// needTool finds a command that the tests use as an independent peer.
+// .ci/run installs it; a missing one fails the test.
+func needTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: apt-get install %s (.ci/run does)", name, pkg)
+	}
+	return p
+}
+
+func hostPort(t *testing.T, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
+}
+
+// mosquittoPub publishes with Debian's mosquitto_pub (MQTT 3.1.1 unless
+// args say otherwise) and returns its combined output and error.
+func mosquittoPub(t *testing.T, addr, user, pw string, args ...string) (string, error) {
+	t.Helper()
+	bin := needTool(t, "mosquitto_pub", "mosquitto-clients")
+	h, p := hostPort(t, addr)
+	all := append([]string{"-h", h, "-p", p, "-u", user, "-P", pw, "-V", "mqttv311"}, args...)
+	out, err := exec.Command(bin, all...).CombinedOutput()
+	return string(out), err
+}
+
+// mosquittoSub starts Debian's mosquitto_sub and waits for its SUBACK.
+// Its lines() are the messages it printed so far ("topic payload").
+func mosquittoSub(t *testing.T, addr, user string, args ...string) *mosqSub {
+	t.Helper()
+	bin := needTool(t, "mosquitto_sub", "mosquitto-clients")
+	h, p := hostPort(t, addr)
+	all := append([]string{"-h", h, "-p", p, "-u", user, "-P", password(user), "-V", "mqttv311", "-v", "-d"}, args...)
+	// stdbuf: mosquitto_sub's stdout is a pipe here, which libc buffers.
+	s := &mosqSub{cmd: exec.Command(needTool(t, "stdbuf", "coreutils"), append([]string{"-oL", bin}, all...)...)}
+	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(os.Interrupt)
+		s.cmd.Wait()
+	})
+	waitFor(t, "mosquitto_sub's SUBACK", 5*time.Second, func() bool { return strings.Contains(s.out.String(), "SUBACK") })
+	return s
+}
+
+type mosqSub struct {
+	cmd *exec.Cmd
+	out safeBuffer
+}
+
+func (s *mosqSub) lines() []string {
+	var lines []string
+	for _, l := range strings.Split(s.out.String(), "\n") {
+		if l != "" && !strings.HasPrefix(l, "Client ") && !strings.HasPrefix(l, "Subscribed ") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
