@@ -72,12 +72,8 @@ func ParsePayload(b []byte) (Payload, error) {
 	if !utf8.Valid(b) {
 		return p, fmt.Errorf("%w: not valid UTF-8", ErrBadPayload)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&p); err != nil {
+	if err := DecodeJSONObject(bytes.NewReader(b), &p, false); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadPayload, jsonError(err))
-	}
-	if dec.More() {
-		return p, fmt.Errorf("%w: trailing data after the JSON object", ErrBadPayload)
 	}
 	return p, p.Validate()
 }
@@ -116,6 +112,9 @@ func jsonError(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	}
+	if errors.Is(err, ErrTrailingData) {
+		return err.Error()
 	}
 	return "invalid JSON"
 }

@@ -160,13 +160,13 @@ func (p *Policy) CanSubscribe(user, filter string) bool {
 		}
 		filter = parts[2]
 	}
-	if user != BridgeUser && p.roles[user] == RoleAdmin {
-		return true
-	}
 	if _, ok := p.roles[user]; !ok && user != BridgeUser {
 		return false
 	}
 	f := strings.Split(filter, "/")
+	if p.roles[user] == RoleAdmin && !slices.Contains(chatRoots, f[0]) {
+		return true // $SYS, topics outside the chat tree, or a wildcard that reaches them
+	}
 	for _, tpl := range p.readable(user) {
 		if filterMayMatch(f, tpl) {
 			return true

@@ -260,3 +260,13 @@ func codeOf(err error) packets.Code {
 
 // Info returns a snapshot of mochi's counters.
 func (b *Broker) Info() *system.Info { return b.server.Info.Clone() }
+
+// ClientInflight returns how many QoS 1 and 2 messages to a client (by id)
+// await acknowledgement, and whether the broker knows the client.
+func (b *Broker) ClientInflight(id string) (int, bool) {
+	cl, ok := b.server.Clients.Get(id)
+	if !ok {
+		return 0, false
+	}
+	return cl.State.Inflight.Len(), true
+}

@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,6 +23,7 @@ type hook struct {
 	mqtt.HookBase
 	b        *Broker
 	presence *presence
+	takeover *takeover
 
 	limiters sync.Map // *mqtt.Client -> *rate.Limiter
 }
@@ -31,6 +31,7 @@ type hook struct {
 func newHook(b *Broker) *hook {
 	h := &hook{b: b}
 	h.presence = newPresence(b)
+	h.takeover = newTakeover(b.server)
 	return h
 }
 
@@ -40,7 +41,7 @@ func (h *hook) Provides(e byte) bool {
 	switch e {
 	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
-		mqtt.OnClientExpired:
+		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped:
 		return true
 	}
 	return false
@@ -196,9 +197,7 @@ func validateTyping(b []byte) error {
 	var t struct {
 		Typing *bool `json:"typing"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil || t.Typing == nil || dec.More() {
+	if err := hearth.DecodeJSONObject(bytes.NewReader(b), &t, true); err != nil || t.Typing == nil {
 		return fmt.Errorf(`%w: a typing event is {"typing":true} or {"typing":false}`, hearth.ErrBadPayload)
 	}
 	return nil
@@ -214,12 +213,22 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	h.takeover.up(cl)
 	h.presence.up(cl)
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.limiters.Delete(cl)
+	h.takeover.down(cl, expire)
 	h.presence.down(cl)
+}
+
+func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	h.takeover.queued(cl, pk)
+}
+
+func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.takeover.queued(cl, pk)
 }
 
 // OnClientExpired removes the subscriptions of an expired session, which

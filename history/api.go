@@ -150,22 +150,17 @@ func (a *API) authed(h func(w http.ResponseWriter, r *http.Request, u hearth.Use
 
 // decodeBody reads one JSON object of at most limit bytes into v.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		if errors.Is(err, io.EOF) {
-			return errStatus(http.StatusBadRequest, "empty request body: want a JSON object")
-		}
-		return errStatus(http.StatusBadRequest, "invalid JSON body: "+strings.TrimPrefix(err.Error(), "json: "))
+	err := hearth.DecodeJSONObject(http.MaxBytesReader(w, r.Body, limit), v, true)
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, io.EOF):
+		return errStatus(http.StatusBadRequest, "empty request body: want a JSON object")
 	}
-	if dec.More() {
-		return errStatus(http.StatusBadRequest, "invalid JSON body: trailing data")
-	}
-	return nil
+	return errStatus(http.StatusBadRequest, "invalid JSON body: "+strings.TrimPrefix(err.Error(), "json: "))
 }
 
 type loginRequest struct {
@@ -289,6 +284,9 @@ func ParseQuery(v map[string][]string) (Query, error) {
 		return q, err
 	} else if ok {
 		n, err := strconv.ParseInt(s, 10, 64)
+		if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+			n, err = MaxLimit, nil // a huge limit is capped like any other over MaxLimit
+		}
 		if err != nil || n < 1 {
 			return q, badQuery("limit must be a whole number from 1 to %d", MaxLimit)
 		}

@@ -1,0 +1,108 @@
+package broker
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// takeover mends a race in mochi's session takeover. When a client
+// resumes its session, mochi clones the old connection's inflight
+// messages, clears them, and only then registers the new connection;
+// meanwhile publishes still find the old one. A QoS 1 message queued on
+// the old connection after the clone is cleared or left there, and is
+// lost: never delivered, never resent. The bridge, which resumes its
+// session on every reconnect, lost such messages under load.
+//
+// takeover catches every message that reaches a taken-over connection
+// (mochi marks it before cloning) and delivers it to the session's new
+// connection once that is established, unless the clone already holds it.
+type takeover struct {
+	server *mqtt.Server
+
+	mu          sync.Mutex
+	orphans     map[string][]packets.Packet // by client id
+	established map[string]*mqtt.Client     // the connection that holds each session now
+}
+
+func newTakeover(s *mqtt.Server) *takeover {
+	return &takeover{server: s, orphans: map[string][]packets.Packet{}, established: map[string]*mqtt.Client{}}
+}
+
+// queued is called for each QoS 1 or 2 message put in a connection's
+// inflight store (OnQosPublish) or dropped from it (OnQosDropped).
+func (t *takeover) queued(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Type != packets.Publish || !cl.IsTakenOver() {
+		return
+	}
+	t.mu.Lock()
+	t.orphans[cl.ID] = append(t.orphans[cl.ID], pk)
+	next := t.established[cl.ID]
+	t.mu.Unlock()
+	if next != nil && next != cl {
+		t.flush(next)
+	}
+}
+
+// up is called when a connection's session is established.
+func (t *takeover) up(cl *mqtt.Client) {
+	t.mu.Lock()
+	t.established[cl.ID] = cl
+	t.mu.Unlock()
+	t.flush(cl)
+}
+
+// down forgets a connection that ended without being taken over.
+func (t *takeover) down(cl *mqtt.Client, expire bool) {
+	if cl.IsTakenOver() {
+		return
+	}
+	t.mu.Lock()
+	if t.established[cl.ID] == cl {
+		delete(t.established, cl.ID)
+		if expire {
+			delete(t.orphans, cl.ID)
+		}
+	}
+	t.mu.Unlock()
+}
+
+// flush delivers the orphans of cl's session to cl.
+func (t *takeover) flush(cl *mqtt.Client) {
+	t.mu.Lock()
+	pks := t.orphans[cl.ID]
+	delete(t.orphans, cl.ID)
+	t.mu.Unlock()
+	for _, pk := range pks {
+		if held, ok := cl.State.Inflight.Get(pk.PacketID); ok && samePublish(held, pk) {
+			continue // cloned with the session
+		}
+		t.deliver(cl, pk)
+	}
+}
+
+// deliver queues pk on cl under a new packet id and writes it; if the
+// connection is gone already it stays inflight, to be resent.
+func (t *takeover) deliver(cl *mqtt.Client, pk packets.Packet) {
+	id, err := cl.NextPacketID()
+	if err != nil {
+		atomic.AddInt64(&t.server.Info.InflightDropped, 1)
+		t.server.Log.Warn("packet ids exhausted, message dropped", "client", cl.ID)
+		return
+	}
+	out := pk.Copy(false)
+	out.PacketID = uint16(id)
+	out.FixedHeader.Dup = false
+	if cl.State.Inflight.Set(out) {
+		atomic.AddInt64(&t.server.Info.Inflight, 1)
+		cl.State.Inflight.DecreaseSendQuota()
+	}
+	_ = cl.WritePacket(out)
+}
+
+func samePublish(a, b packets.Packet) bool {
+	return a.TopicName == b.TopicName && a.Created == b.Created && a.Origin == b.Origin && bytes.Equal(a.Payload, b.Payload)
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"hearth/history"
+)
+
+// TestBridgeSurvivesDroppedConnections drops the bridge's connection again
+// and again in the middle of a stream: every message is archived exactly
+// once and every delivery to the bridge is acknowledged in the end.
+func TestBridgeSurvivesDroppedConnections(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	const n = 3000
+	kid := mustDial(t, app.MQTTAddr(), "kid", connectOpts{})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	kills := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			time.Sleep(15 * time.Millisecond)
+			app.bridge.TerminateConnectionForTest()
+			kills++
+			waitFor(t, "bridge back", 10*time.Second, app.bridge.Ready)
+		}
+	}()
+	for i := range n {
+		if rc := kid.publish("rooms/family/messages/kid", 1, false, msg(fmt.Sprintf("m%05d", i), "stream")); rc != 0 {
+			t.Fatalf("publish %d: reason %#x", i, rc)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if kills < 3 {
+		t.Fatalf("the connection was dropped only %d times", kills)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		last, err := app.store.LastSeq("family")
+		if err == nil && last >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			left, _ := app.broker.ClientInflight("hearth-archiver")
+			t.Fatalf("archived %d of %d; %d deliveries to the bridge unacknowledged; ready %v", last, n, left, app.bridge.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen := map[string]int{}
+	var after uint64
+	for {
+		msgs, more, err := app.store.Page("family", history.Query{Limit: history.MaxLimit, After: after, HasAfter: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			seen[m.ID]++
+			after = m.Seq
+		}
+		if !more {
+			break
+		}
+	}
+	if after != n || len(seen) != n {
+		t.Fatalf("archived %d messages with %d distinct ids, want %d", after, len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s archived %d times", id, c)
+		}
+	}
+	waitFor(t, "every delivery to the bridge acknowledged", 10*time.Second, func() bool {
+		left, ok := app.broker.ClientInflight("hearth-archiver")
+		return ok && left == 0
+	})
+	if got := app.bridge.Stats.Archived.Load(); got != n {
+		t.Errorf("bridge counted %d archived, want %d", got, n)
+	}
+	t.Logf("%d messages, %d dropped connections, %d duplicates redelivered", n, kills, app.bridge.Stats.Duplicates.Load())
+}
