@@ -107,7 +107,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
-		Logger:       log.With("component", "mqtt"),
+		Logger:       log.With("source", "mochi"),
 	})
 	b.hook = newHook(b)
 	if err := b.server.AddHook(b.hook, nil); err != nil {

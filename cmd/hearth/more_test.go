@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
+
+	"hearth"
+)
+
+type presenceMsg struct {
+	Online      bool  `json:"online"`
+	Connections int   `json:"connections"`
+	LastSeen    int64 `json:"last_seen"`
+}
+
+// nextPresence waits for the next presence of user.
+func nextPresence(t *testing.T, cl *client, user string) presenceMsg {
+	t.Helper()
+	var p presenceMsg
+	if err := json.Unmarshal(cl.next(hearth.PresenceTopic(user)).Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPresenceCountsConnections: presence is retained, starts offline for
+// every user, and counts a user's connections so that two count once.
+func TestPresenceCountsConnections(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	addr := app.MQTTAddr()
+	dad := mustDial(t, addr, "dad", connectOpts{})
+	dad.subscribe("presence/+")
+	start := map[string]presenceMsg{}
+	for len(start) < 4 { // mum, dad (online), kid, kitchen
+		m := <-dad.recv
+		var p presenceMsg
+		json.Unmarshal(m.Payload, &p)
+		start[strings.TrimPrefix(m.Topic, "presence/")] = p
+	}
+	for _, u := range []string{"mum", "kid", "kitchen"} {
+		if p, ok := start[u]; !ok || p.Online {
+			t.Errorf("retained presence of %s at start: %+v (%v), want offline", u, p, ok)
+		}
+	}
+	kid1 := mustDial(t, addr, "kid", connectOpts{})
+	if p := nextPresence(t, dad, "kid"); !p.Online || p.Connections != 1 || p.LastSeen == 0 {
+		t.Fatalf("first connection: %+v", p)
+	}
+	kid2 := mustDial(t, addr, "kid", connectOpts{})
+	if p := nextPresence(t, dad, "kid"); !p.Online || p.Connections != 2 {
+		t.Fatalf("second connection: %+v", p)
+	}
+	kid1.close()
+	if p := nextPresence(t, dad, "kid"); !p.Online || p.Connections != 1 {
+		t.Fatalf("one left: %+v", p)
+	}
+	kid2.close()
+	if p := nextPresence(t, dad, "kid"); p.Online || p.Connections != 0 || p.LastSeen == 0 {
+		t.Fatalf("all gone: %+v", p)
+	}
+	// A newcomer gets the retained state at once.
+	mum := mustDial(t, addr, "mum", connectOpts{})
+	mum.subscribe("presence/kid")
+	if p := nextPresence(t, mum, "kid"); p.Online {
+		t.Fatalf("retained: %+v", p)
+	}
+}
+
+// TestTypingEvents: typing events reach the room's readers; they are not
+// archived.
+func TestTypingEvents(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	kitchen := mustDial(t, app.MQTTAddr(), "kitchen", connectOpts{})
+	kitchen.subscribe("rooms/family/typing/+")
+	kid := mustDial(t, app.MQTTAddr(), "kid", connectOpts{})
+	kid.publish("rooms/family/typing/kid", 0, false, `{"typing":true}`)
+	if p := kitchen.next("rooms/family/typing/kid"); string(p.Payload) != `{"typing":true}` {
+		t.Fatalf("typing payload %s", p.Payload)
+	}
+	if last, _ := app.store.LastSeq("family"); last != 0 {
+		t.Fatalf("typing archived: last seq %d", last)
+	}
+}
+
+// TestWebSocket: MQTT over WebSocket at /mqtt on the HTTP port, with the
+// Origin checked.
+func TestWebSocket(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	kid := mustDial(t, app.MQTTAddr(), "kid", connectOpts{})
+	kid.subscribe("rooms/family/messages/+")
+
+	u, _ := url.Parse("ws://" + app.HTTPAddr() + "/mqtt")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	up := make(chan struct{}, 1)
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls:      []*url.URL{u},
+		KeepAlive:       30,
+		ConnectUsername: "dad",
+		ConnectPassword: []byte(login(t, app, "dad")), // a token, as browsers use
+		OnConnectionUp:  func(*autopaho.ConnectionManager, *paho.Connack) { up <- struct{}{} },
+		ClientConfig:    paho.ClientConfig{ClientID: "dad-browser"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-up:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection over websocket")
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	if _, err := cm.Publish(pctx, &paho.Publish{Topic: "rooms/family/messages/dad", QoS: 1, Payload: []byte(msg("ws1", "over websocket"))}); err != nil {
+		t.Fatalf("publish over websocket: %v", err)
+	}
+	if p := kid.next("rooms/family/messages/dad"); !strings.Contains(string(p.Payload), "over websocket") {
+		t.Fatalf("kid got %s", p.Payload)
+	}
+	cm.Disconnect(pctx)
+
+	for _, c := range []struct {
+		origin string
+		want   int
+	}{
+		{"http://evil.example", http.StatusForbidden},
+		{"http://" + app.HTTPAddr(), http.StatusSwitchingProtocols},
+		{"", http.StatusSwitchingProtocols},
+	} {
+		h := http.Header{}
+		if c.origin != "" {
+			h.Set("Origin", c.origin)
+		}
+		d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
+		conn, resp, err := d.Dial(u.String(), h)
+		if resp == nil {
+			t.Fatalf("origin %q: %v", c.origin, err)
+		}
+		if resp.StatusCode != c.want {
+			t.Errorf("origin %q: status %d, want %d", c.origin, resp.StatusCode, c.want)
+		}
+		if conn != nil {
+			if conn.Subprotocol() != "mqtt" {
+				t.Errorf("subprotocol %q, want mqtt", conn.Subprotocol())
+			}
+			conn.Close()
+		}
+	}
+	if code := api(t, app, "GET", "/mqtt", "", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("plain GET /mqtt: %d, want 400", code)
+	}
+}
+
+// TestPublishRateLimit: over publish_rate and publish_burst, a publish
+// gets 0x96 and is not delivered; the connection keeps working.
+func TestPublishRateLimit(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.MQTT.PublishRate, cfg.MQTT.PublishBurst = 1, 3
+	app := startApp(t, cfg)
+	kid := mustDial(t, app.MQTTAddr(), "kid", connectOpts{})
+	var codes []byte
+	for range 5 {
+		codes = append(codes, kid.publish("rooms/family/typing/kid", 1, false, `{"typing":true}`))
+	}
+	if !bytes.Equal(codes, []byte{0, 0, 0, 0x96, 0x96}) {
+		t.Fatalf("reason codes %x, want 00 00 00 96 96", codes)
+	}
+	if n := app.broker.Stats.RateLimited.Load(); n != 2 {
+		t.Errorf("rate limited counted %d, want 2", n)
+	}
+}
+
+// TestReadyz: /readyz is 503 while the bridge is not subscribed.
+func TestReadyz(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	if code := api(t, app, "GET", "/readyz", "", nil, nil); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	app.bridgeCancel()
+	<-app.bridgeDone
+	if code := api(t, app, "GET", "/readyz", "", nil, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with the bridge stopped: %d, want 503", code)
+	}
+	if code := api(t, app, "GET", "/healthz", "", nil, nil); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	app.bridgeCancel = nil // Close must not wait for it again
+}
+
+// TestCommands runs passwd, token and serve's config errors through run.
+func TestCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(t.Context(), []string{"passwd"}, strings.NewReader("s3cret pass\n"), &out, &errb); err != nil {
+		t.Fatalf("passwd: %v (%s)", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	hash := lines[len(lines)-1]
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte("s3cret pass")) != nil {
+		t.Fatalf("passwd printed %q, not a hash of the password", hash)
+	}
+	if err := run(t.Context(), []string{"passwd"}, strings.NewReader("\n"), &out, &errb); err == nil {
+		t.Error("passwd accepted an empty password")
+	}
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	y := "data_dir: data\nusers:\n  - {name: kid, password_hash: \"" + hash + "\"}\nrooms:\n  - {name: family, members: [\"*\"]}\n"
+	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"token", "-config", cfgPath, "-user", "kid", "-ttl", "1h"}, nil, &out, &errb); err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	secret, err := os.ReadFile(filepath.Join(dir, "data", "token.secret"))
+	if err != nil {
+		t.Fatalf("token secret not in data_dir: %v", err)
+	}
+	cfg, _ := hearth.LoadConfig(cfgPath)
+	a, _ := hearth.NewAuthenticator(cfg.Users, secret)
+	if u, err := a.Verify(strings.TrimSpace(out.String())); err != nil || u.Name != "kid" {
+		t.Fatalf("token does not verify: %v %+v", err, u)
+	}
+	for _, args := range [][]string{
+		{"token", "-config", cfgPath, "-user", "zed"},
+		{"token", "-config", cfgPath},
+		{"token", "-config", cfgPath, "-user", "kid", "-ttl", "0"},
+		{"serve", "-config", filepath.Join(dir, "missing.yaml")},
+		{"frobnicate"},
+		{},
+	} {
+		if err := run(t.Context(), args, nil, &out, &errb); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	// A broken config stops serve with an error naming the key.
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(y+"mqtt: {publish_rate: -1}\n"), 0o600)
+	err = run(t.Context(), []string{"serve", "-config", bad}, nil, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "mqtt.publish_rate") {
+		t.Errorf("serve with a bad config: %v, want an error naming mqtt.publish_rate", err)
+	}
+}
