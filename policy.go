@@ -227,3 +227,8 @@ func (p *Policy) Users() []string {
 	slices.Sort(out)
 	return out
 }
+
+// BridgeReceiptsClientID is the client id of the bridge's second
+// connection, which publishes receipts; the broker reserves it like the
+// bridge's own.
+func BridgeReceiptsClientID(bridgeClientID string) string { return bridgeClientID + "-receipts" }

@@ -40,6 +40,8 @@ type Config struct {
 	BatchWait     time.Duration // longest wait for more messages before a commit; default 2ms
 }
 
+const receiptWorkers = 64
+
 // Stats counts the bridge's work. Fields are updated atomically.
 type Stats struct {
 	Archived   atomic.Int64 // messages committed
@@ -124,7 +126,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	rc, err := autopaho.NewConnection(ctx, b.clientConfig(u, b.cfg.ClientID+"-receipts", false))
+	rc, err := autopaho.NewConnection(ctx, b.clientConfig(u, hearth.BridgeReceiptsClientID(b.cfg.ClientID), false))
 	if err != nil {
 		return fmt.Errorf("bridge: receipts connection: %w", err)
 	}
@@ -139,7 +141,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); b.archiveLoop(ctx) }()
-	for range 4 {
+	// Receipts wait for their PUBACK one by one; enough of them in
+	// parallel keep up with the archive.
+	for range receiptWorkers {
 		wg.Add(1)
 		go func() { defer wg.Done(); b.receiptLoop(ctx, rc) }()
 	}

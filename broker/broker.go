@@ -37,7 +37,7 @@ const (
 // limit times the message size limit.
 const (
 	maxInflight      = 8192
-	maxWritesPending = maxInflight + 2048
+	maxWritesPending = maxInflight + 2048 // for the default maxInflight
 )
 
 // Config is what the broker needs of hearth's configuration.
@@ -51,6 +51,11 @@ type Config struct {
 	PublishBurst    int
 	AllowedOrigins  []string // extra origins for /mqtt, beyond the page's own host
 	BridgeClientID  string   // reserved for the bridge
+
+	// MaxInflight is mochi's limit of unacknowledged QoS 1 messages per
+	// client (default maxInflight); the archive gate holds publishers at
+	// half of it. Tests lower it to reach the limit quickly.
+	MaxInflight int
 }
 
 // Broker is hearth's MQTT broker. Create it with New, then Start it, and
@@ -78,9 +83,10 @@ type Broker struct {
 type Stats struct {
 	AuthFailures     atomic.Int64 // connections refused for credentials
 	ClientIDRefused  atomic.Int64 // client ids held by another user
-	ACLDenied        atomic.Int64 // publishes and subscriptions refused by the policy
+	ACLDenied        atomic.Int64 // publishes and wills refused by the policy
 	InvalidPublishes atomic.Int64 // publishes refused by validation
 	RateLimited      atomic.Int64 // publishes over the rate limit
+	ArchiveBusy      atomic.Int64 // publishes refused because the archive stayed behind
 }
 
 // New builds a broker and binds its listeners, so that a port in use is an
@@ -97,8 +103,12 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	b.bridgeSecret = []byte(hex.EncodeToString(secret))
 
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumInflight = maxInflight
-	caps.MaximumClientWritesPending = maxWritesPending
+	if cfg.MaxInflight <= 0 || cfg.MaxInflight > maxInflight {
+		cfg.MaxInflight = maxInflight
+	}
+	b.cfg.MaxInflight = cfg.MaxInflight
+	caps.MaximumInflight = uint16(cfg.MaxInflight)
+	caps.MaximumClientWritesPending = int32(cfg.MaxInflight) + maxWritesPending - maxInflight
 	caps.MaximumPacketSize = uint32(packetLimit(cfg.MaxMessageBytes))
 	// MQTT 5 clients of the browser keep sessions across reloads; a week
 	// of absence is plenty, and bounds what a forgotten session keeps.
@@ -107,7 +117,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
-		Logger:       log.With("source", "mochi"),
+		Logger:       slog.New(mochiLog{log.Handler()}).With("source", "mochi"),
 	})
 	b.hook = newHook(b)
 	if err := b.server.AddHook(b.hook, nil); err != nil {

@@ -24,6 +24,7 @@ type hook struct {
 	b        *Broker
 	presence *presence
 	takeover *takeover
+	archive  *archiveGate
 
 	limiters sync.Map // *mqtt.Client -> *rate.Limiter
 }
@@ -32,6 +33,7 @@ func newHook(b *Broker) *hook {
 	h := &hook{b: b}
 	h.presence = newPresence(b)
 	h.takeover = newTakeover(b.server)
+	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2)
 	return h
 }
 
@@ -41,7 +43,7 @@ func (h *hook) Provides(e byte) bool {
 	switch e {
 	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
-		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped:
+		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete:
 		return true
 	}
 	return false
@@ -94,7 +96,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 // clientIDFree reports whether user may use the client id: it is not the
 // bridge's, and no session of another user holds it.
 func (h *hook) clientIDFree(id, user string) bool {
-	if id == h.b.cfg.BridgeClientID {
+	if id == h.b.cfg.BridgeClientID || id == hearth.BridgeReceiptsClientID(h.b.cfg.BridgeClientID) {
 		return false
 	}
 	existing, ok := h.b.server.Clients.Get(id)
@@ -104,6 +106,9 @@ func (h *hook) clientIDFree(id, user string) bool {
 // refuse answers a CONNECT with code and closes the connection; mochi's
 // own CONNACK that follows finds it closed.
 func (h *hook) refuse(cl *mqtt.Client, code packets.Code) bool {
+	if _, ok := packets.V5CodesToV3[code]; !ok && cl.Properties.ProtocolVersion < 5 {
+		code = packets.Err3NotAuthorized // 3.1.1 has no other codes for these
+	}
 	_ = h.b.server.SendConnack(cl, code, false, nil)
 	cl.Stop(code)
 	return false
@@ -147,6 +152,15 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.Stats.InvalidPublishes.Add(1)
 		h.b.log.Debug("mqtt publish refused", "user", userOf(cl), "client", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, h.reject(cl, pk, codeOf(err))
+	}
+	if hearth.ParseTopic(pk.TopicName).Kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait) {
+		h.b.Stats.ArchiveBusy.Add(1)
+		h.b.log.Warn("archive behind: publish refused", "user", userOf(cl), "client", cl.ID)
+		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
+			cl.Stop(packets.ErrServerBusy)
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, h.reject(cl, pk, packets.ErrQuotaExceeded)
 	}
 	return pk, nil
 }
@@ -225,6 +239,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 
 func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
 	h.takeover.queued(cl, pk)
+}
+
+func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if cl.ID == h.b.cfg.BridgeClientID {
+		h.archive.acked()
+	}
 }
 
 func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {

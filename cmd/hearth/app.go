@@ -39,7 +39,9 @@ type App struct {
 
 // Start opens the store, binds every listener and starts serving. On an
 // error, whatever was started is stopped again.
-func Start(cfg hearth.Config, log *slog.Logger) (app *App, err error) {
+// tune, if given, adjusts the broker's settings (tests use it to reach
+// limits quickly).
+func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (app *App, err error) {
 	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -60,7 +62,7 @@ func Start(cfg hearth.Config, log *slog.Logger) (app *App, err error) {
 		return nil, err
 	}
 
-	a.broker, err = broker.New(broker.Config{
+	bc := broker.Config{
 		MQTTAddr:        cfg.MQTT.Addr,
 		TLSAddr:         cfg.MQTT.TLS.Addr,
 		TLSCertFile:     cfg.MQTT.TLS.CertFile,
@@ -70,7 +72,11 @@ func Start(cfg hearth.Config, log *slog.Logger) (app *App, err error) {
 		PublishBurst:    cfg.MQTT.PublishBurst,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		BridgeClientID:  cfg.Bridge.ClientID,
-	}, policy, auth, log.With("component", "broker"))
+	}
+	for _, f := range tune {
+		f(&bc)
+	}
+	a.broker, err = broker.New(bc, policy, auth, log.With("component", "broker"))
 	if err != nil {
 		return nil, err
 	}

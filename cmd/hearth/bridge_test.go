@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/broker"
 	"hearth/history"
 )
 
@@ -85,4 +86,42 @@ func TestBridgeSurvivesDroppedConnections(t *testing.T) {
 		t.Errorf("bridge counted %d archived, want %d", got, n)
 	}
 	t.Logf("%d messages, %d dropped connections, %d duplicates redelivered", n, kills, app.bridge.Stats.Duplicates.Load())
+}
+
+// TestBurstHeldNotDropped: a burst much larger than the bridge's inflight
+// limit is held back at the publishers instead of dropped, so all of it
+// reaches a live subscriber and the archive.
+func TestBurstHeldNotDropped(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()), func(c *broker.Config) { c.MaxInflight = 64 })
+	const publishers, each = 4, 500
+	watch := mustDial(t, app.MQTTAddr(), "kitchen", connectOpts{})
+	watch.subscribe("rooms/family/messages/+")
+
+	var wg sync.WaitGroup
+	for p := range publishers {
+		cl := mustDial(t, app.MQTTAddr(), "kid", connectOpts{})
+		for w := range 8 { // eight publishes in flight per connection
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < each; i += 8 {
+					if rc := cl.publish("rooms/family/messages/kid", 1, false, msg(fmt.Sprintf("b%d-%d", p, i), "burst")); rc != 0 {
+						t.Errorf("publish: reason %#x", rc)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	const n = publishers * each
+	waitFor(t, "all archived", 30*time.Second, func() bool {
+		last, _ := app.store.LastSeq("family")
+		return last == n
+	})
+	waitFor(t, "all delivered live", 10*time.Second, func() bool { return len(watch.topics()) == n })
+	info := app.broker.Info()
+	if info.InflightDropped != 0 || info.MessagesDropped != 0 {
+		t.Fatalf("mochi dropped %d (inflight) and %d (queue)", info.InflightDropped, info.MessagesDropped)
+	}
 }

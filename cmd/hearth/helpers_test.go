@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"hearth"
+	"hearth/broker"
 )
 
 // testUsers are the users of every end-to-end test; each one's password
@@ -64,10 +65,10 @@ func testConfig(t *testing.T, dir string) hearth.Config {
 }
 
 // startApp starts hearth on cfg and waits until it is ready.
-func startApp(t *testing.T, cfg hearth.Config) *App {
+func startApp(t *testing.T, cfg hearth.Config, tune ...func(*broker.Config)) *App {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	app, err := Start(cfg, log)
+	app, err := Start(cfg, log, tune...)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

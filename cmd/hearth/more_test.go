@@ -16,6 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
+	"log/slog"
 
 	"hearth"
 )
@@ -252,5 +253,30 @@ func TestCommands(t *testing.T) {
 	err = run(t.Context(), []string{"serve", "-config", bad}, nil, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "mqtt.publish_rate") {
 		t.Errorf("serve with a bad config: %v, want an error naming mqtt.publish_rate", err)
+	}
+}
+
+// TestRefusalsKeepTextOutOfTheLog: refused publishes are logged at debug
+// level only, and never with their text.
+func TestRefusalsKeepTextOutOfTheLog(t *testing.T) {
+	var logs safeBuffer
+	app, err := Start(testConfig(t, t.TempDir()), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close(context.Background()) })
+	waitFor(t, "ready", 10*time.Second, app.Ready)
+	kid := mustDial(t, app.MQTTAddr(), "kid", connectOpts{})
+	const secret = "TOP-SECRET-TEXT"
+	kid.publish("rooms/family/messages/kid", 1, false, `{"id":"x","text":"`+secret+`","ts":"bad"}`)
+	kid.publish("rooms/family/messages/dad", 1, false, msg("y", secret))
+	mosquittoPub(t, app.MQTTAddr(), "kid", password("kid"), "-q", "1", "-t", "rooms/parents/messages/kid", "-m", msg("z", secret))
+	kid.publish("rooms/family/messages/kid", 1, false, msg("ok", "fine"))
+	waitFor(t, "archived", 5*time.Second, func() bool { last, _ := app.store.LastSeq("family"); return last == 1 })
+	if strings.Contains(logs.String(), secret) {
+		t.Fatalf("message text in the log:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("refusals logged as errors:\n%s", logs.String())
 	}
 }

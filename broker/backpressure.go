@@ -1,0 +1,78 @@
+package broker
+
+import (
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+)
+
+// Backpressure on publishers while the archive is behind.
+//
+// mochi drops a QoS 1 message for a subscriber that already has
+// MaximumInflight unacknowledged ones ("client store quota reached"). The
+// bridge acknowledges only after its commits, so in a burst faster than
+// the archive its inflight store fills up, and every further message
+// would be lost to the archive. Instead, a chat message is held before it
+// is accepted, in the publisher's own read loop (so its PUBACK waits and
+// its socket is not read), while the bridge has archiveHighWater or more
+// unacknowledged messages (half of mochi's limit). That keeps the bridge
+// well under the limit. If the archive does not catch up within archiveMaxWait, the
+// publish is refused (MQTT 5 QoS 1: 0x97 quota exceeded, and the sender's
+// outbox retries it); an MQTT 3.1.1 publisher at QoS 1 is disconnected
+// instead, so that it sends the message again after reconnecting.
+const archiveMaxWait = 10 * time.Second
+
+// archiveGate tracks the bridge's inflight store and wakes held
+// publishers when the bridge acknowledges.
+type archiveGate struct {
+	server   *mqtt.Server
+	clientID string
+	high     int
+
+	mu   sync.Mutex
+	wake chan struct{} // closed and replaced on every acknowledgement
+}
+
+func newArchiveGate(s *mqtt.Server, clientID string, high int) *archiveGate {
+	return &archiveGate{server: s, clientID: clientID, high: high, wake: make(chan struct{})}
+}
+
+// behind reports whether the bridge's session holds high or more
+// unacknowledged messages.
+func (g *archiveGate) behind() bool {
+	cl, ok := g.server.Clients.Get(g.clientID)
+	return ok && cl.State.Inflight.Len() >= g.high
+}
+
+// wait holds the caller while the archive is behind, for at most max. It
+// reports whether the archive has room.
+func (g *archiveGate) wait(max time.Duration) bool {
+	if !g.behind() {
+		return true
+	}
+	timeout := time.NewTimer(max)
+	defer timeout.Stop()
+	for {
+		g.mu.Lock()
+		wake := g.wake
+		g.mu.Unlock()
+		if !g.behind() {
+			return true
+		}
+		select {
+		case <-wake:
+		case <-time.After(50 * time.Millisecond): // the bridge may also have gone or come back
+		case <-timeout.C:
+			return !g.behind()
+		}
+	}
+}
+
+// acked is called on every completed QoS flow of the bridge.
+func (g *archiveGate) acked() {
+	g.mu.Lock()
+	close(g.wake)
+	g.wake = make(chan struct{})
+	g.mu.Unlock()
+}
