@@ -23,13 +23,13 @@ import (
 type takeover struct {
 	server *mqtt.Server
 
-	mu          sync.Mutex
-	orphans     map[string][]packets.Packet // by client id
-	established map[string]*mqtt.Client     // the connection that holds each session now
+	mu      sync.Mutex
+	orphans map[string][]packets.Packet // by client id
+	ready   map[*mqtt.Client]bool       // connections whose session is established
 }
 
 func newTakeover(s *mqtt.Server) *takeover {
-	return &takeover{server: s, orphans: map[string][]packets.Packet{}, established: map[string]*mqtt.Client{}}
+	return &takeover{server: s, orphans: map[string][]packets.Packet{}, ready: map[*mqtt.Client]bool{}}
 }
 
 // queued is called for each QoS 1 or 2 message put in a connection's
@@ -40,34 +40,43 @@ func (t *takeover) queued(cl *mqtt.Client, pk packets.Packet) {
 	}
 	t.mu.Lock()
 	t.orphans[cl.ID] = append(t.orphans[cl.ID], pk)
-	next := t.established[cl.ID]
 	t.mu.Unlock()
-	if next != nil && next != cl {
-		t.flush(next)
-	}
+	t.flushCurrent(cl.ID)
 }
 
 // up is called when a connection's session is established.
 func (t *takeover) up(cl *mqtt.Client) {
 	t.mu.Lock()
-	t.established[cl.ID] = cl
+	t.ready[cl] = true
 	t.mu.Unlock()
-	t.flush(cl)
+	t.flushCurrent(cl.ID)
 }
 
-// down forgets a connection that ended without being taken over.
+// down forgets a connection that ended; the orphans of a session that
+// ends with it go too.
 func (t *takeover) down(cl *mqtt.Client, expire bool) {
-	if cl.IsTakenOver() {
+	t.mu.Lock()
+	delete(t.ready, cl)
+	if expire && !cl.IsTakenOver() {
+		delete(t.orphans, cl.ID)
+	}
+	t.mu.Unlock()
+}
+
+// flushCurrent delivers a session's orphans to the connection that holds
+// it now, once that connection's session is established. Until then they
+// wait: up flushes them.
+func (t *takeover) flushCurrent(id string) {
+	cur, ok := t.server.Clients.Get(id)
+	if !ok {
 		return
 	}
 	t.mu.Lock()
-	if t.established[cl.ID] == cl {
-		delete(t.established, cl.ID)
-		if expire {
-			delete(t.orphans, cl.ID)
-		}
-	}
+	ready := t.ready[cur]
 	t.mu.Unlock()
+	if ready && !cur.IsTakenOver() {
+		t.flush(cur)
+	}
 }
 
 // flush delivers the orphans of cl's session to cl.
@@ -85,7 +94,9 @@ func (t *takeover) flush(cl *mqtt.Client) {
 }
 
 // deliver queues pk on cl under a new packet id and writes it; if the
-// connection is gone already it stays inflight, to be resent.
+// connection is gone already it stays inflight, to be resent. If cl has
+// been taken over in the meantime, the message goes on to its successor
+// like any other that reaches a taken-over connection.
 func (t *takeover) deliver(cl *mqtt.Client, pk packets.Packet) {
 	id, err := cl.NextPacketID()
 	if err != nil {
@@ -99,6 +110,10 @@ func (t *takeover) deliver(cl *mqtt.Client, pk packets.Packet) {
 	if cl.State.Inflight.Set(out) {
 		atomic.AddInt64(&t.server.Info.Inflight, 1)
 		cl.State.Inflight.DecreaseSendQuota()
+	}
+	if cl.IsTakenOver() {
+		t.queued(cl, out)
+		return
 	}
 	_ = cl.WritePacket(out)
 }
