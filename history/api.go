@@ -38,6 +38,7 @@ type APIConfig struct {
 // API serves history and login over HTTP as JSON. Routes:
 //
 //	POST /api/login
+//	POST /api/token
 //	GET  /api/rooms
 //	GET  /api/rooms/{room}/messages
 //	POST /api/rooms/{room}/messages
@@ -60,6 +61,7 @@ func NewAPI(store *Store, cfg APIConfig, log *slog.Logger) *API {
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/login", a.wrap(a.login))
+	mux.Handle("POST /api/token", a.wrap(a.authed(a.refresh)))
 	mux.Handle("GET /api/rooms", a.wrap(a.authed(a.rooms)))
 	mux.Handle("GET /api/rooms/{room}/messages", a.wrap(a.authed(a.messages)))
 	mux.Handle("POST /api/rooms/{room}/messages", a.wrap(a.authed(a.post)))
@@ -192,6 +194,17 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 		a.log.Debug("login refused", "user", req.Username, "remote", r.RemoteAddr)
 		return err
 	}
+	return a.issue(w, u)
+}
+
+// refresh trades a valid token for a fresh one, so that an open chat
+// stays logged in; a password change still ends it (tokens are bound to
+// the password hash).
+func (a *API) refresh(w http.ResponseWriter, r *http.Request, u hearth.User) error {
+	return a.issue(w, u)
+}
+
+func (a *API) issue(w http.ResponseWriter, u hearth.User) error {
 	tok, exp, err := a.cfg.Auth.Issue(u.Name, a.cfg.TokenTTL)
 	if err != nil {
 		return err

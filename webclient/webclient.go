@@ -8,6 +8,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 //go:embed all:dist
@@ -23,7 +24,9 @@ func Built() bool {
 }
 
 // Handler serves the web chat, or the placeholder page when it was not
-// built.
+// built. Every answer carries a Content-Security-Policy that allows only
+// the page's own scripts and styles, and WebSocket connections to the
+// page's own host.
 func Handler() http.Handler {
 	if !Built() {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,10 +35,42 @@ func Handler() http.Handler {
 				return
 			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 			w.Write(placeholder)
 		})
 	}
 	sub, _ := fs.Sub(dist, "dist")
-	return http.FileServerFS(sub)
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", csp(r.Host))
+		// The files carry no version in their names: make browsers ask.
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// csp is the page's policy. MQTT.js runs its keepalive timer in a Web
+// Worker made from a blob (so that throttled background tabs stay
+// connected), hence worker-src blob:. connect-src names the WebSocket
+// origins of the host explicitly, for browsers whose 'self' does not
+// cover ws: and wss:.
+func csp(host string) string {
+	connect := "'self'"
+	if validHost(host) {
+		connect += " ws://" + host + " wss://" + host
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src " + connect + "; worker-src blob:; manifest-src 'self'; " +
+		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+}
+
+// validHost accepts what may stand in a CSP source: a host name or IP,
+// with an optional port.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	return strings.IndexFunc(h, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c))
+	}) < 0
 }
