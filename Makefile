@@ -1,21 +1,30 @@
-# hearth: make run starts it on the sample config; make test runs every test.
-GO ?= go
+# hearth: `make run` starts it on the sample config; `make test` runs every test.
+GO  ?= go
 BIN := bin/hearth
+WEB := webclient
 
-.PHONY: run build test vet fmt clean
+.PHONY: run build web test vet clean
 
 run: build
 	./$(BIN) serve -config config.yaml
 
-build:
+# The web chat is bundled into webclient/dist, which the binary embeds.
+build: web
 	$(GO) build -o $(BIN) ./cmd/hearth
 
-test: vet
+web: $(WEB)/node_modules/.package-lock.json
+	cd $(WEB) && npm run build
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+
+test: vet web
 	$(GO) test -race -count=1 ./...
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(WEB)/node_modules/*'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin $(WEB)/node_modules
+	find $(WEB)/dist -mindepth 1 ! -name .gitkeep -delete

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"hearth/webclient"
+)
+
+// browser starts Debian's Chromium (headless) for the test. Without it
+// the test is skipped on a developer's machine and fails in CI.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium not found: apt-get install chromium (.ci/run does)")
+		}
+		t.Skip("chromium not found: apt-get install chromium to run the browser tests")
+	}
+	if !webclient.Built() {
+		t.Fatal("the web chat is not built: run `make test` (it runs npm ci and the bundle step first)")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1100, 760),
+	}
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	root, cancelRoot := chromedp.NewContext(alloc)
+	t.Cleanup(cancelRoot)
+	if err := chromedp.Do(root); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return root
+}
+
+// tab opens a page in a browser context of its own (own storage), as a
+// second person on another device would.
+func tab(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	return ctx
+}
+
+// do runs browser steps with a deadline, failing the test on error.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// until waits for a JavaScript condition in the page.
+func until(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	do(t, ctx, what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+}
+
+// eval evaluates an expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("eval %s: %v", expr, err)
+	}
+	return v
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// msgWith is a JS expression for the .msg whose text is text.
+func msgWith(text string) string {
+	return `[...document.querySelectorAll('#messages .msg')].find(m => m.querySelector('.text')?.textContent === ` + jsString(text) + `)`
+}
+
+func logIn(t *testing.T, ctx context.Context, base, user string) {
+	t.Helper()
+	do(t, ctx, "open the page", chromedp.Navigate(base))
+	do(t, ctx, "log in as "+user,
+		chromedp.WaitVisible("#login-form"),
+		chromedp.SendKeys("#username", user),
+		chromedp.SendKeys("#password", password(user)),
+		chromedp.Click(`#login-form button[type="submit"]`),
+	)
+	ok, _ := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('#conn-status')?.dataset.state === 'online'`, chromedp.WithPollingTimeout(15*time.Second)))
+	if !ok {
+		t.Logf("page: %s", eval[string](t, ctx, `document.body.innerText.slice(0, 2000) + ' | state=' + document.querySelector('#conn-status')?.dataset.state + ' | ' + JSON.stringify(sessionStorage)`))
+		shot(t, ctx, "login-failed.png")
+		t.Fatalf("%s did not come online", user)
+	}
+}
+
+func send(t *testing.T, ctx context.Context, text string) {
+	t.Helper()
+	do(t, ctx, "send "+text, chromedp.SendKeys("#text", text+"\r"))
+}
+
+// TestBrowserChat drives the web chat in Chromium as two family members
+// would: login through the form, live messages both ways, receipts,
+// markup shown as text, history after a reload, rooms one cannot read,
+// and a message written while the server is down arriving exactly once.
+func TestBrowserChat(t *testing.T) {
+	alloc := browser(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	app := startApp(t, cfg)
+	base := "http://" + app.HTTPAddr() + "/"
+
+	dad, kid := tab(t, alloc), tab(t, alloc)
+	logIn(t, dad, base, "dad")
+	logIn(t, kid, base, "kid")
+
+	t.Run("rooms", func(t *testing.T) {
+		until(t, kid, "kid's rooms", `document.querySelector('#rooms [data-room="family"]')`)
+		until(t, dad, "dad's rooms", `document.querySelector('#rooms [data-room="parents"]')`)
+		if eval[bool](t, kid, `!!document.querySelector('#rooms [data-room="parents"]')`) {
+			t.Error("kid is shown the parents' room")
+		}
+	})
+
+	t.Run("live message and receipt", func(t *testing.T) {
+		send(t, kid, "hello from kid")
+		until(t, dad, "dad sees kid's message", msgWith("hello from kid"))
+		until(t, kid, "kid's message saved", msgWith("hello from kid")+`?.dataset.status === 'saved'`)
+		if from := eval[string](t, dad, msgWith("hello from kid")+`.querySelector('.from').textContent`); !strings.Contains(from, "kid") {
+			t.Errorf("sender shown as %q", from)
+		}
+	})
+
+	t.Run("presence and typing", func(t *testing.T) {
+		until(t, dad, "kid online", `document.querySelector('.person[data-user="kid"]')?.dataset.online === 'true'`)
+		do(t, kid, "type", chromedp.SendKeys("#text", "abc"))
+		until(t, dad, "kid typing", `document.querySelector('#typing').textContent.includes('kid')`)
+		do(t, kid, "clear", chromedp.Evaluate[chromedp.Void](`document.querySelector('#text').value = ''`))
+	})
+
+	t.Run("markup is text", func(t *testing.T) {
+		const evil = `<img src=x onerror="window.__xss=1"><b>bold</b>`
+		send(t, kid, evil)
+		until(t, dad, "dad sees the markup", msgWith(evil))
+		for name, ctx := range map[string]context.Context{"dad": dad, "kid": kid} {
+			if n := eval[int](t, ctx, `document.querySelectorAll('#messages img, #messages b, #messages script').length`); n != 0 {
+				t.Errorf("%s's page made %d elements from a message", name, n)
+			}
+			if eval[bool](t, ctx, `window.__xss === 1`) {
+				t.Errorf("%s's page ran the message's script", name)
+			}
+		}
+		send(t, kid, "see https://example.org/a?b=1 and javascript:alert(1)")
+		until(t, dad, "link", `document.querySelector('#messages a[href="https://example.org/a?b=1"]')`)
+		if eval[bool](t, dad, `[...document.querySelectorAll('#messages a')].some(a => a.href.startsWith('javascript:'))`) {
+			t.Error("a javascript: URL was made a link")
+		}
+		if rel := eval[string](t, dad, `document.querySelector('#messages a[href="https://example.org/a?b=1"]').rel`); !strings.Contains(rel, "noopener") {
+			t.Errorf("link rel %q, want noopener", rel)
+		}
+	})
+
+	t.Run("reload shows history", func(t *testing.T) {
+		do(t, dad, "reload", chromedp.Reload())
+		until(t, dad, "history after reload", msgWith("hello from kid"))
+		until(t, dad, "online after reload", `document.querySelector('#conn-status')?.dataset.state === 'online'`)
+	})
+
+	t.Run("offline outbox", func(t *testing.T) {
+		if err := app.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		until(t, kid, "kid offline", `document.querySelector('#conn-status')?.dataset.state === 'offline'`)
+		send(t, kid, "written while the server was down")
+		until(t, kid, "kept in the outbox", msgWith("written while the server was down")+`?.dataset.status === 'sending'`)
+		if n := eval[int](t, kid, `Object.keys(localStorage).filter(k => localStorage.getItem(k).includes('written while the server was down')).length`); n != 1 {
+			t.Fatalf("outbox entries in localStorage: %d, want 1", n)
+		}
+		cfg2 := testConfig(t, dir)
+		cfg2.HTTP.Addr = app.HTTPAddr()
+		app2 := startApp(t, cfg2)
+		until(t, kid, "saved after the restart", msgWith("written while the server was down")+`?.dataset.status === 'saved'`)
+		until(t, dad, "dad sees it", msgWith("written while the server was down"))
+		time.Sleep(300 * time.Millisecond) // room for a stray second copy to show
+		if n := eval[int](t, dad, `[...document.querySelectorAll('#messages .msg .text')].filter(e => e.textContent === 'written while the server was down').length`); n != 1 {
+			t.Errorf("dad's page shows the message %d times", n)
+		}
+		var count int
+		for _, m := range readHistory(t, app2, "dad", "family", "").Messages {
+			if m.Text == "written while the server was down" {
+				count++
+			}
+		}
+		if count != 1 {
+			t.Errorf("archived %d times, want once", count)
+		}
+		shot(t, dad, "chat-dad.png")
+		shot(t, kid, "chat-kid.png")
+	})
+}
+
+// shot saves a screenshot into $HEARTH_SCREENSHOTS (or the test's temp
+// dir) and logs its path.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("HEARTH_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(fmt.Sprintf("screenshot: %s", path))
+}

@@ -1,0 +1,1042 @@
+// The chat of one logged-in user: the MQTT connection, rooms, messages,
+// the outbox, presence and typing. A Chat lives from login to logout (or
+// until its token is refused); destroy() ends everything it started.
+
+import mqtt from "mqtt";
+import { MessageList } from "./messagelist.js";
+import * as session from "./session.js";
+import { ApiError } from "./session.js";
+import { UserStore, clientIdFor, newMessageId } from "./storage.js";
+import { charCount, lastSeen } from "./text.js";
+
+const PAGE = 50; // history page when opening a room or scrolling back
+const CATCH_UP_PAGE = 200; // history page when catching up after a reconnect
+const CATCH_UP_MAX_PAGES = 25;
+const MAX_TEXT = 4000; // characters, as the server counts them
+const SHOW_COUNT_FROM = 3500;
+
+const OUTBOX_EVERY_MS = 5000; // re-publish outbox entries without a receipt this often
+const IN_FLIGHT_STALE_MS = 30000; // a publish without PUBACK for this long is tried again
+const TOKEN_CHECK_EVERY_MS = 60000;
+
+const TYPING_RENEW_MS = 3000; // send typing:true at most this often
+const TYPING_IDLE_MS = 3000; // send typing:false after this long without input
+const TYPING_SHOW_MS = 6000; // others' typing:true is shown this long without renewal
+
+// PUBACK reason codes after which a message is tried again later. Any other
+// code (0x87 not authorized, 0x99 payload format invalid, 0x95 packet too
+// large, ...) fails the message until the user retries it.
+const TEMPORARY = new Set([0x96, 0x97]);
+
+const REFUSAL_TEXT = {
+  0x87: "you may not write in this room",
+  0x95: "the message is too large",
+  0x99: "the server refused the message as invalid",
+  0x9a: "the server refused the message",
+};
+
+const decoder = new TextDecoder();
+
+// CONNACK reason codes.
+const BAD_CREDENTIALS = 0x86;
+const NOT_AUTHORIZED = 0x87;
+const CLIENT_ID_NOT_VALID = 0x85;
+// DISCONNECT reason code.
+const SESSION_TAKEN_OVER = 0x8e;
+
+export class Chat {
+  /**
+   * @param {object} sess the session from session.load() or session.login()
+   * @param {{onExpired: () => void}} hooks onExpired runs once the token is refused
+   */
+  constructor(sess, { onExpired }) {
+    this.session = sess;
+    this.me = sess.user.name;
+    this.onExpired = onExpired;
+    this.store = new UserStore(this.me);
+    this.dead = false;
+    this.client = null;
+
+    /** name -> {name, title, last_seq, can_write, unread, seen: Set, li, btn, badge} */
+    this.rooms = new Map();
+    this.roomOrder = [];
+    this.current = null; // name of the open room
+    this.view = null; // state of the open room, see openRoom
+
+    this.people = new Map(); // name -> li
+    this.typing = new Map(); // room -> Map(user -> timeout)
+    this.receipts = new Map(); // id -> {seq, at}: recent receipts, for echoes that come later
+    this.tries = new Map(); // outbox id -> {at, pending}: our last publish of it
+
+    this.ownTyping = { room: null, sentAt: 0, idle: 0 };
+    this.intervals = [];
+    this.abort = new AbortController();
+
+    const $ = (id) => document.getElementById(id);
+    this.dom = {
+      view: $("chat-view"),
+      me: $("me"),
+      menu: $("menu"),
+      conn: $("conn-status"),
+      title: $("room-title"),
+      rooms: $("rooms"),
+      people: $("people"),
+      messages: $("messages"),
+      typing: $("typing"),
+      notice: $("notice"),
+      readonly: $("readonly-note"),
+      composer: $("composer"),
+      text: $("text"),
+      send: $("send"),
+      count: $("count"),
+    };
+  }
+
+  start() {
+    const d = this.dom;
+    d.me.textContent = this.me;
+    d.title.textContent = "";
+    d.rooms.textContent = "";
+    d.people.textContent = "";
+    d.messages.textContent = "";
+    d.typing.textContent = "";
+    d.text.value = "";
+    this.updateCount();
+    this.setComposer(null);
+    this.setConn("connecting");
+    this.bindEvents();
+
+    this.connect();
+    this.refreshRooms();
+    this.every(OUTBOX_EVERY_MS, () => this.flushOutbox(false));
+    this.every(TOKEN_CHECK_EVERY_MS, () => this.refreshToken());
+    this.refreshToken();
+  }
+
+  /**
+   * Ends the chat: the MQTT connection, timers and listeners. With logout,
+   * the MQTT session is ended too (session expiry 0), so the broker does not
+   * keep queueing messages for a tab that logged out.
+   */
+  destroy({ logout = false } = {}) {
+    if (this.dead) return;
+    this.stopTyping();
+    this.dead = true;
+    this.abort.abort();
+    this.intervals.forEach(clearInterval);
+    clearTimeout(this.ownTyping.idle);
+    clearTimeout(this.noticeTimer);
+    for (const users of this.typing.values()) users.forEach(clearTimeout);
+    if (this.client) {
+      if (logout && this.client.connected) {
+        this.client.end(false, { reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
+      } else {
+        this.client.end(true);
+      }
+    }
+    const d = this.dom;
+    d.view.classList.remove("sidebar-open");
+    d.rooms.textContent = "";
+    d.people.textContent = "";
+    d.messages.textContent = "";
+    d.typing.textContent = "";
+    d.notice.textContent = "";
+    d.text.value = "";
+    document.title = "hearth";
+  }
+
+  // expire ends the chat because the server no longer takes the token.
+  expire() {
+    if (this.dead) return;
+    this.destroy();
+    this.onExpired();
+  }
+
+  every(ms, fn) {
+    this.intervals.push(setInterval(fn, ms));
+  }
+
+  bindEvents() {
+    const d = this.dom;
+    const opts = { signal: this.abort.signal };
+    d.rooms.addEventListener(
+      "click",
+      (e) => {
+        const btn = e.target.closest("button.room");
+        if (btn) this.openRoom(btn.dataset.room);
+      },
+      opts,
+    );
+    d.menu.addEventListener("click", () => this.toggleSidebar(), opts);
+    document.addEventListener(
+      "keydown",
+      (e) => {
+        if (e.key === "Escape" && d.view.classList.contains("sidebar-open")) {
+          this.toggleSidebar(false);
+          d.menu.focus();
+        }
+      },
+      opts,
+    );
+    d.messages.addEventListener("scroll", () => this.onScroll(), { ...opts, passive: true });
+    d.messages.addEventListener("click", (e) => this.onMessageClick(e), opts);
+    d.composer.addEventListener(
+      "submit",
+      (e) => {
+        e.preventDefault();
+        this.send();
+      },
+      opts,
+    );
+    d.text.addEventListener(
+      "keydown",
+      (e) => {
+        // Enter sends, Shift+Enter is a new line; not while an IME composes.
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+          e.preventDefault();
+          this.send();
+        }
+      },
+      opts,
+    );
+    d.text.addEventListener("input", () => this.onInput(), opts);
+    document.addEventListener(
+      "visibilitychange",
+      () => {
+        if (!document.hidden) this.markRead();
+      },
+      opts,
+    );
+  }
+
+  // ------------------------------------------------------------------
+  // HTTP API
+
+  // api calls the API with the token; a 401 ends the chat (the token is no
+  // longer valid). Errors are passed on to the caller.
+  async api(path) {
+    try {
+      return await session.api(path, { token: this.session.token });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) this.expire();
+      throw err;
+    }
+  }
+
+  // refreshToken trades the token for a fresh one once less than half of
+  // its lifetime remains. It runs every minute and whenever the connection
+  // drops, so a reconnect uses a fresh token (see transformWsUrl).
+  refreshToken() {
+    if (this.dead || this.refreshing) return this.refreshing;
+    if (session.isExpired(this.session)) {
+      this.expire();
+      return null;
+    }
+    if (!session.needsRefresh(this.session)) return null;
+    this.refreshing = session
+      .refresh(this.session)
+      .then((fresh) => {
+        if (this.dead) return;
+        this.session = fresh;
+        if (this.client) this.client.options.password = fresh.token;
+      })
+      .catch((err) => {
+        if (err instanceof ApiError && err.status === 401) this.expire();
+        else console.warn("hearth: token refresh failed, will try again:", err.message);
+      })
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  // ------------------------------------------------------------------
+  // MQTT
+
+  connect() {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const url = `${proto}://${location.host}/mqtt`;
+    const client = mqtt.connect(url, {
+      protocolVersion: 5,
+      clientId: clientIdFor(this.me),
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+      username: this.me,
+      password: this.session.token,
+      reconnectPeriod: 2000,
+      connectTimeout: 10000,
+      keepalive: 30,
+      // Web Worker timers keep the keepalive going in throttled background
+      // tabs (MQTT.js issue #1257); the CSP allows worker-src blob:.
+      timerVariant: "auto",
+      // We subscribe ourselves on every connect whose session is not
+      // present, and never queue typing events while offline.
+      resubscribe: false,
+      queueQoSZero: false,
+      // Keep trying after a refused CONNACK (server busy, client id taken);
+      // onMqttError stops for good when the token is refused.
+      reconnectOnConnackError: true,
+      // Runs before every (re)connect: use the freshest token.
+      transformWsUrl: (u, options) => {
+        options.password = this.session.token;
+        return u;
+      },
+    });
+    this.client = client;
+    client.on("connect", (connack) => this.onConnect(connack));
+    client.on("message", (topic, payload) => this.onMessage(topic, payload));
+    client.on("reconnect", () => this.setConn("offline"));
+    client.on("offline", () => this.onOffline());
+    client.on("close", () => this.onOffline());
+    client.on("error", (err) => this.onMqttError(err));
+    client.on("disconnect", (packet) => this.onServerDisconnect(packet));
+  }
+
+  onConnect(connack) {
+    if (this.dead) return;
+    this.setConn("online");
+    // Presence is retained: subscribing again every time brings the current
+    // state of everyone, also when the session was resumed.
+    const topics = { "presence/+": { qos: 1 } };
+    if (!connack.sessionPresent) {
+      topics["rooms/+/messages/+"] = { qos: 1 };
+      topics["rooms/+/typing/+"] = { qos: 0 };
+      topics[`users/${this.me}/receipts`] = { qos: 1 };
+    }
+    this.client.subscribe(topics, (err) => {
+      if (err) console.warn("hearth: subscribe:", err.message);
+      if (this.dead) return;
+      // Whatever was archived while we were away (or before the
+      // subscription took effect): room counts and the open room.
+      this.refreshRooms();
+      this.catchUp();
+    });
+    this.tries.clear();
+    this.flushOutbox(true);
+  }
+
+  onOffline() {
+    if (this.dead) return;
+    this.setConn("offline");
+    this.refreshToken();
+    // Others' typing will not be cancelled while we cannot hear it.
+    for (const room of this.typing.keys()) this.clearTyping(room);
+  }
+
+  onMqttError(err) {
+    if (this.dead) return;
+    const code = err && err.code;
+    if (code === BAD_CREDENTIALS || code === NOT_AUTHORIZED) {
+      // CONNACK refused the token: expired, or no longer valid.
+      this.expire();
+      return;
+    }
+    if (code === CLIENT_ID_NOT_VALID) {
+      // The client id is held by another user's session: take a new one;
+      // MQTT.js reconnects with it.
+      this.client.options.clientId = clientIdFor(this.me, true);
+    }
+    console.warn("hearth: mqtt:", err && err.message);
+  }
+
+  onServerDisconnect(packet) {
+    if (this.dead) return;
+    if (packet && packet.reasonCode === SESSION_TAKEN_OVER) {
+      // Another connection took our client id: a duplicated tab copies
+      // sessionStorage. Leave the session to it and start one of our own.
+      this.client.options.clientId = clientIdFor(this.me, true);
+    }
+  }
+
+  onMessage(topic, payload) {
+    if (this.dead) return;
+    const parts = topic.split("/");
+    let data = null;
+    if (payload && payload.length > 0) {
+      try {
+        data = JSON.parse(decoder.decode(payload));
+      } catch {
+        return;
+      }
+      if (!data || typeof data !== "object") return;
+    }
+    if (parts[0] === "rooms" && parts.length === 4 && data) {
+      const [, room, kind, user] = parts;
+      if (kind === "messages") this.onRoomMessage(room, user, data);
+      else if (kind === "typing") this.onTyping(room, user, data);
+    } else if (parts[0] === "presence" && parts.length === 2) {
+      this.onPresence(parts[1], data);
+    } else if (parts[0] === "users" && parts[1] === this.me && parts[2] === "receipts" && data) {
+      this.onReceipt(data);
+    }
+  }
+
+  setConn(state) {
+    const text = { connecting: "Connecting…", online: "Online", offline: "Offline — reconnecting…" }[state];
+    const el = this.dom.conn;
+    if (el.dataset.state === state && el.textContent === text) return;
+    el.dataset.state = state;
+    el.textContent = text;
+  }
+
+  // ------------------------------------------------------------------
+  // Rooms
+
+  // refreshRooms loads the room list (and so the unread counts). Calls
+  // while one runs make it run once more afterwards.
+  refreshRooms() {
+    if (this.roomsBusy) {
+      this.roomsAgain = true;
+      return this.roomsBusy;
+    }
+    this.roomsBusy = (async () => {
+      do {
+        this.roomsAgain = false;
+        try {
+          await this.loadRooms();
+        } catch (err) {
+          if (this.dead) return;
+          console.warn("hearth: rooms:", err.message);
+          this.notice("Could not load the rooms. Trying again when the connection is back.");
+        }
+      } while (this.roomsAgain && !this.dead);
+    })().finally(() => {
+      this.roomsBusy = null;
+    });
+    return this.roomsBusy;
+  }
+
+  async loadRooms() {
+    const list = await this.api("/api/rooms");
+    if (this.dead || !Array.isArray(list)) return;
+    const seen = new Set();
+    for (const r of list) {
+      if (!r || typeof r.name !== "string") continue;
+      seen.add(r.name);
+      let room = this.rooms.get(r.name);
+      if (!room) {
+        room = { name: r.name, unread: 0, seen: new Set() };
+        this.rooms.set(r.name, room);
+      }
+      room.title = typeof r.title === "string" && r.title ? r.title : r.name;
+      room.last_seq = Number.isInteger(r.last_seq) ? r.last_seq : 0;
+      room.can_write = r.can_write === true;
+      room.unread = Math.max(0, room.last_seq - this.store.lastRead(r.name));
+      room.seen.clear();
+    }
+    for (const name of [...this.rooms.keys()]) {
+      if (!seen.has(name)) this.rooms.delete(name);
+    }
+    this.roomOrder = list.filter((r) => r && seen.has(r.name)).map((r) => r.name);
+    this.renderRooms();
+
+    if (this.current && !this.rooms.has(this.current)) {
+      // The open room is gone (config changed): open another.
+      this.current = null;
+      this.view = null;
+    }
+    if (!this.current) {
+      const last = this.store.lastRoom();
+      const first = this.rooms.has(last) ? last : this.roomOrder[0];
+      if (first) this.openRoom(first, { focus: false });
+      else this.showNoRooms();
+    } else {
+      const room = this.rooms.get(this.current);
+      this.dom.title.textContent = room.title;
+      this.setComposer(room);
+      this.markRead();
+    }
+  }
+
+  renderRooms() {
+    const ul = this.dom.rooms;
+    const same =
+      ul.children.length === this.roomOrder.length &&
+      this.roomOrder.every((name, i) => ul.children[i].dataset.room === name);
+    if (!same) ul.textContent = "";
+    for (const name of this.roomOrder) {
+      const room = this.rooms.get(name);
+      if (!room.li || !same) {
+        room.li = document.createElement("li");
+        room.li.dataset.room = name;
+        room.btn = document.createElement("button");
+        room.btn.type = "button";
+        room.btn.className = "room";
+        room.btn.dataset.room = name;
+        room.titleEl = document.createElement("span");
+        room.titleEl.className = "title";
+        room.readonlyEl = document.createElement("span");
+        room.readonlyEl.className = "readonly";
+        room.readonlyEl.textContent = "read-only";
+        room.badge = document.createElement("span");
+        room.badge.className = "unread";
+        room.btn.append(room.titleEl, room.readonlyEl, room.badge);
+        room.li.append(room.btn);
+        ul.append(room.li);
+      }
+      room.titleEl.textContent = room.title;
+      room.readonlyEl.hidden = room.can_write;
+      room.btn.setAttribute("aria-current", String(name === this.current));
+      this.renderUnread(room);
+    }
+  }
+
+  renderUnread(room) {
+    if (!room.badge) return;
+    room.badge.hidden = room.unread === 0;
+    room.badge.textContent = room.unread > 99 ? "99+" : String(room.unread);
+    let label = room.title;
+    if (!room.can_write) label += ", read-only";
+    if (room.unread > 0) label += `, ${room.unread} unread`;
+    room.btn.setAttribute("aria-label", label);
+    // The tab title counts unread messages in all rooms.
+    let total = 0;
+    for (const r of this.rooms.values()) total += r.unread;
+    document.title = total > 0 ? `(${total}) hearth` : "hearth";
+  }
+
+  showNoRooms() {
+    this.dom.title.textContent = "No rooms";
+    this.dom.messages.textContent = "";
+    this.setComposer(null);
+    this.notice("You cannot read any room yet. Ask the family's admin to add you to one.", 0);
+  }
+
+  /**
+   * Opens a room: shows its outbox entries, loads its latest history page,
+   * marks it read. View state:
+   * {room, list, loaded, loading, hasOlder, loadingOlder, catchingUp, ...}.
+   */
+  openRoom(name, { focus = true } = {}) {
+    const room = this.rooms.get(name);
+    if (!room) return;
+    this.toggleSidebar(false);
+    if (this.current === name && this.view) return;
+    this.stopTyping();
+    this.current = name;
+    this.store.setLastRoom(name);
+    for (const r of this.rooms.values()) {
+      if (r.btn) r.btn.setAttribute("aria-current", String(r.name === name));
+    }
+    this.dom.title.textContent = room.title;
+    this.setComposer(room);
+    this.dom.notice.textContent = "";
+
+    const view = {
+      room: name,
+      list: new MessageList(this.dom.messages, this.me),
+      loaded: false,
+      loading: false,
+      hasOlder: false,
+      loadingOlder: false,
+      catchingUp: false,
+      catchUpAgain: false,
+      catchUpAfterLoad: false,
+    };
+    this.view = view;
+    this.dom.messages.dataset.more = "unknown";
+    this.dom.messages.dataset.empty = "false";
+
+    for (const e of this.store.outbox()) {
+      if (e.room !== name) continue;
+      view.list.add({
+        id: e.id,
+        from: this.me,
+        text: e.text,
+        ts: e.ts,
+        status: e.failed ? "failed" : "sending",
+        reason: e.reason,
+      });
+    }
+    this.renderTyping();
+    this.markRead();
+    this.loadLatest(view);
+    if (focus && room.can_write && matchMedia("(min-width: 48rem)").matches) {
+      this.dom.text.focus();
+    }
+  }
+
+  async loadLatest(view) {
+    view.loading = true;
+    this.dom.messages.setAttribute("aria-busy", "true");
+    try {
+      const data = await this.api(`/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${PAGE}`);
+      if (view !== this.view) return;
+      for (const m of pageOf(data)) this.addArchived(view, m);
+      view.loaded = true;
+      view.hasOlder = data.has_more === true;
+      this.dom.messages.dataset.more = String(view.hasOlder);
+      this.scrollToBottom();
+      this.markRead();
+      this.fillViewport(view);
+      if (view.catchUpAfterLoad) this.catchUp();
+    } catch (err) {
+      if (this.dead || view !== this.view) return;
+      this.notice("Could not load the messages. They will load when the connection is back.");
+      console.warn("hearth: history:", err.message);
+    } finally {
+      view.loading = false;
+      if (view === this.view) {
+        this.dom.messages.removeAttribute("aria-busy");
+        this.dom.messages.dataset.empty = String(view.loaded && view.list.size === 0);
+      }
+    }
+  }
+
+  // loadOlder loads the page before the oldest message shown, keeping what
+  // is on screen where it is.
+  async loadOlder() {
+    const view = this.view;
+    if (!view || !view.loaded || !view.hasOlder || view.loadingOlder || view.list.minSeq === null) return;
+    view.loadingOlder = true;
+    const el = this.dom.messages;
+    try {
+      const data = await this.api(
+        `/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${PAGE}&before=${view.list.minSeq}`,
+      );
+      if (view !== this.view) return;
+      const messages = pageOf(data);
+      const height = el.scrollHeight;
+      const top = el.scrollTop;
+      for (const m of messages) this.addArchived(view, m);
+      el.scrollTop = top + (el.scrollHeight - height);
+      view.hasOlder = data.has_more === true && messages.length > 0;
+      el.dataset.more = String(view.hasOlder);
+    } catch (err) {
+      if (!this.dead) console.warn("hearth: older messages:", err.message);
+    } finally {
+      view.loadingOlder = false;
+    }
+    this.fillViewport(view);
+  }
+
+  // fillViewport loads older pages while the list is too short to scroll
+  // (there would be no scrolling to the top to ask for them).
+  fillViewport(view) {
+    const el = this.dom.messages;
+    if (view === this.view && view.hasOlder && !view.loadingOlder && el.scrollHeight <= el.clientHeight + 80) {
+      this.loadOlder();
+    }
+  }
+
+  onScroll() {
+    if (this.dom.messages.scrollTop < 80) this.loadOlder();
+  }
+
+  // catchUp fetches what the open room got while we were not listening:
+  // after=<newest seq shown>, page by page while has_more.
+  async catchUp() {
+    const view = this.view;
+    if (!view || this.dead) return;
+    if (!view.loaded) {
+      if (view.loading) view.catchUpAfterLoad = true;
+      else this.loadLatest(view);
+      return;
+    }
+    if (view.catchingUp) {
+      view.catchUpAgain = true;
+      return;
+    }
+    view.catchingUp = true;
+    try {
+      let after = view.list.maxSeq || 0;
+      for (let i = 0; i < CATCH_UP_MAX_PAGES; i++) {
+        const data = await this.api(
+          `/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${CATCH_UP_PAGE}&after=${after}`,
+        );
+        if (view !== this.view) return;
+        const messages = pageOf(data);
+        const stick = this.nearBottom();
+        for (const m of messages) this.addArchived(view, m);
+        if (stick) this.scrollToBottom();
+        this.dom.messages.dataset.empty = String(view.list.size === 0);
+        const last = messages[messages.length - 1];
+        if (!data.has_more || !last || !(last.seq > after)) break;
+        after = last.seq;
+      }
+      this.markRead();
+    } catch (err) {
+      if (!this.dead) console.warn("hearth: catch up:", err.message);
+    } finally {
+      view.catchingUp = false;
+      if (view.catchUpAgain && view === this.view) {
+        view.catchUpAgain = false;
+        this.catchUp();
+      }
+    }
+  }
+
+  // addArchived shows a message from the history API. An own message there
+  // is archived: it leaves the outbox.
+  addArchived(view, m) {
+    if (!m || typeof m.id !== "string" || typeof m.text !== "string" || typeof m.from !== "string") return;
+    const own = m.from === this.me;
+    if (own) {
+      this.store.removeOutbox(m.id);
+      this.tries.delete(m.id);
+    }
+    view.list.add({
+      id: m.id,
+      from: m.from,
+      text: m.text,
+      ts: m.ts,
+      at: m.at,
+      seq: m.seq,
+      status: own ? "saved" : undefined,
+    });
+  }
+
+  // markRead marks everything of the open room read: its newest seq known
+  // from the room list and from the messages shown.
+  markRead() {
+    const room = this.current && this.rooms.get(this.current);
+    if (!room || this.dead) return;
+    const seq = Math.max(room.last_seq || 0, (this.view && this.view.list.maxSeq) || 0);
+    if (seq > room.last_seq) room.last_seq = seq;
+    this.store.markRead(room.name, seq);
+    room.unread = 0;
+    room.seen.clear();
+    this.renderUnread(room);
+  }
+
+  toggleSidebar(open) {
+    const v = this.dom.view;
+    const want = open === undefined ? !v.classList.contains("sidebar-open") : open;
+    v.classList.toggle("sidebar-open", want);
+    this.dom.menu.setAttribute("aria-expanded", String(want));
+    if (want) {
+      const cur = this.current && this.rooms.get(this.current);
+      (cur && cur.btn ? cur.btn : this.dom.rooms.querySelector("button"))?.focus();
+    }
+  }
+
+  // ------------------------------------------------------------------
+  // Live messages and receipts
+
+  onRoomMessage(room, from, data) {
+    if (typeof data.id !== "string" || typeof data.text !== "string") return;
+    this.clearTyping(room, from);
+    const own = from === this.me;
+    if (room === this.current && this.view) {
+      const receipt = own ? this.receipts.get(data.id) : null;
+      const stick = this.nearBottom();
+      this.view.list.add({
+        id: data.id,
+        from,
+        text: data.text,
+        ts: Number.isInteger(data.ts) ? data.ts : undefined,
+        seq: receipt ? receipt.seq : undefined,
+        at: receipt ? receipt.at : undefined,
+        // Our own message came back through the broker: it was accepted.
+        status: own ? (receipt ? "saved" : "sent") : undefined,
+      });
+      if (stick || own) this.scrollToBottom();
+      this.dom.messages.dataset.empty = "false";
+      return;
+    }
+    const r = this.rooms.get(room);
+    if (!own && r && !r.seen.has(data.id)) {
+      // A message in another room: count it once, even if it comes again
+      // (a sender's retry reuses the id).
+      r.seen.add(data.id);
+      if (r.seen.size > 1000) r.seen.delete(r.seen.values().next().value);
+      r.unread++;
+      this.renderUnread(r);
+    }
+  }
+
+  onReceipt(data) {
+    const { id, room, seq, at } = data;
+    if (typeof id !== "string" || !Number.isInteger(seq)) return;
+    this.receipts.set(id, { seq, at });
+    if (this.receipts.size > 500) this.receipts.delete(this.receipts.keys().next().value);
+    this.store.removeOutbox(id);
+    this.tries.delete(id);
+    const r = this.rooms.get(room);
+    if (r) {
+      // Our own message does not make the room unread.
+      if (this.store.lastRead(room) >= seq - 1) this.store.markRead(room, seq);
+      if (seq > (r.last_seq || 0)) r.last_seq = seq;
+    }
+    if (room === this.current && this.view) {
+      this.view.list.update(id, { seq, at, status: "saved" });
+      this.markRead();
+    }
+  }
+
+  // ------------------------------------------------------------------
+  // Sending and the outbox
+
+  send() {
+    const room = this.current && this.rooms.get(this.current);
+    if (!room || !room.can_write || !this.view) return;
+    const text = cleanText(this.dom.text.value);
+    if (!text) return;
+    if (charCount(text) > MAX_TEXT) {
+      this.notice(`A message can have at most ${MAX_TEXT} characters.`);
+      return;
+    }
+    const entry = { id: newMessageId(), room: room.name, text, ts: Date.now() };
+    // The outbox first: if the tab dies now, the message is sent after a reload.
+    this.store.putOutbox(entry);
+    this.dom.text.value = "";
+    this.updateCount();
+    this.stopTyping();
+    this.view.list.add({ id: entry.id, from: this.me, text, ts: entry.ts, status: "sending" });
+    this.dom.messages.dataset.empty = "false";
+    this.scrollToBottom();
+    this.publish(entry);
+  }
+
+  // publish sends an outbox entry at QoS 1 (when connected; otherwise the
+  // next connect does). PUBACK -> "sent"; the receipt -> "saved" (onReceipt).
+  publish(entry) {
+    const client = this.client;
+    if (!client || !client.connected) return;
+    const tries = { at: Date.now(), pending: true };
+    this.tries.set(entry.id, tries);
+    const payload = JSON.stringify({ id: entry.id, text: entry.text, ts: entry.ts });
+    client.publish(`rooms/${entry.room}/messages/${this.me}`, payload, { qos: 1 }, (err) => {
+      if (this.dead) return;
+      tries.pending = false;
+      const list = this.view && this.view.room === entry.room ? this.view.list : null;
+      if (!err) {
+        if (list) list.setStatus(entry.id, "sent");
+        return;
+      }
+      const code = err.code;
+      if (typeof code === "number" && code >= 0x80 && !TEMPORARY.has(code)) {
+        // Refused for good: keep it (so it survives a reload), marked failed,
+        // until the user retries or deletes it.
+        const reason = REFUSAL_TEXT[code] || `refused by the server (0x${code.toString(16)})`;
+        if (this.store.patchOutbox(entry.id, { failed: true, reason }) && list) {
+          list.setStatus(entry.id, "failed", reason);
+        }
+      } else {
+        // Busy, rate limited, or the connection went: the outbox loop tries again.
+        console.info("hearth: publish will be retried:", err.message);
+      }
+    });
+  }
+
+  // flushOutbox re-publishes outbox entries (same id, so the archive keeps
+  // one). all: every entry (after a connect); otherwise those whose last
+  // try is more than OUTBOX_EVERY_MS old and got no receipt.
+  flushOutbox(all) {
+    if (this.dead || !this.client || !this.client.connected) return;
+    const now = Date.now();
+    for (const e of this.store.outbox()) {
+      if (e.failed) continue;
+      if (!all) {
+        const t = this.tries.get(e.id);
+        const last = t ? t.at : e.ts || 0;
+        if (now - last < OUTBOX_EVERY_MS) continue;
+        if (t && t.pending && now - t.at < IN_FLIGHT_STALE_MS) continue;
+      }
+      this.publish(e);
+    }
+  }
+
+  onMessageClick(e) {
+    const btn = e.target.closest("button.retry, button.discard");
+    if (!btn || !this.view) return;
+    const id = btn.closest(".msg").dataset.id;
+    if (btn.classList.contains("discard")) {
+      this.store.removeOutbox(id);
+      this.view.list.remove(id);
+      this.dom.text.focus();
+      return;
+    }
+    let entry = this.store.patchOutbox(id, { failed: false, reason: "" });
+    if (!entry) {
+      const text = this.view.list.textOf(id);
+      if (text === null) return;
+      entry = { id, room: this.view.room, text, ts: Date.now() };
+      this.store.putOutbox(entry);
+    }
+    this.view.list.setStatus(id, "sending");
+    this.publish(entry);
+  }
+
+  // ------------------------------------------------------------------
+  // Composer and own typing
+
+  setComposer(room) {
+    const d = this.dom;
+    const writable = !!(room && room.can_write);
+    d.text.disabled = !writable;
+    d.send.disabled = !writable;
+    d.readonly.hidden = !room || writable;
+    d.text.placeholder = writable ? `Message ${room.title}` : "";
+  }
+
+  updateCount() {
+    const n = charCount(this.dom.text.value);
+    const el = this.dom.count;
+    el.hidden = n < SHOW_COUNT_FROM;
+    el.textContent = `${n} / ${MAX_TEXT}`;
+    el.classList.toggle("over", n > MAX_TEXT);
+    this.dom.text.setAttribute("aria-invalid", String(n > MAX_TEXT));
+  }
+
+  onInput() {
+    this.updateCount();
+    const room = this.current && this.rooms.get(this.current);
+    if (!room || !room.can_write) return;
+    if (!this.dom.text.value.trim()) {
+      this.stopTyping();
+      return;
+    }
+    const t = this.ownTyping;
+    const now = Date.now();
+    if (t.room !== room.name || now - t.sentAt >= TYPING_RENEW_MS) {
+      if (t.room && t.room !== room.name) this.stopTyping();
+      this.publishTyping(room.name, true);
+      t.room = room.name;
+      t.sentAt = now;
+    }
+    clearTimeout(t.idle);
+    t.idle = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  // stopTyping sends typing:false once, if typing:true was sent.
+  stopTyping() {
+    const t = this.ownTyping;
+    clearTimeout(t.idle);
+    if (t.room) {
+      this.publishTyping(t.room, false);
+      t.room = null;
+      t.sentAt = 0;
+    }
+  }
+
+  publishTyping(room, typing) {
+    if (this.dead || !this.client || !this.client.connected) return;
+    this.client.publish(`rooms/${room}/typing/${this.me}`, JSON.stringify({ typing }), { qos: 0 });
+  }
+
+  // ------------------------------------------------------------------
+  // Others' typing
+
+  onTyping(room, user, data) {
+    if (user === this.me) return;
+    if (data.typing === true) {
+      let users = this.typing.get(room);
+      if (!users) {
+        users = new Map();
+        this.typing.set(room, users);
+      }
+      clearTimeout(users.get(user));
+      users.set(
+        user,
+        setTimeout(() => this.clearTyping(room, user), TYPING_SHOW_MS),
+      );
+      if (room === this.current) this.renderTyping();
+    } else {
+      this.clearTyping(room, user);
+    }
+  }
+
+  // clearTyping forgets that user (or everyone, without user) types in room.
+  clearTyping(room, user) {
+    const users = this.typing.get(room);
+    if (!users) return;
+    for (const [u, timer] of users) {
+      if (user === undefined || u === user) {
+        clearTimeout(timer);
+        users.delete(u);
+      }
+    }
+    if (room === this.current) this.renderTyping();
+  }
+
+  renderTyping() {
+    const users = [...(this.typing.get(this.current) || new Map()).keys()].sort();
+    let text = "";
+    if (users.length === 1) text = `${users[0]} is typing…`;
+    else if (users.length > 1) text = `${users.slice(0, -1).join(", ")} and ${users[users.length - 1]} are typing…`;
+    if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
+  }
+
+  // ------------------------------------------------------------------
+  // Presence
+
+  onPresence(user, data) {
+    let li = this.people.get(user);
+    if (!data) {
+      // An empty retained payload: this user is gone.
+      if (li) li.remove();
+      this.people.delete(user);
+      return;
+    }
+    if (!li) {
+      li = document.createElement("li");
+      li.className = "person";
+      li.dataset.user = user;
+      const dot = document.createElement("span");
+      dot.className = "dot";
+      dot.setAttribute("aria-hidden", "true");
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = user;
+      if (user === this.me) {
+        const you = document.createElement("span");
+        you.className = "you";
+        you.textContent = " (you)";
+        name.append(you);
+      }
+      const state = document.createElement("span");
+      state.className = "state";
+      li.append(dot, name, state);
+      // Keep the list in name order.
+      let before = null;
+      for (const [other, el] of this.people) {
+        if (other > user && (!before || other < before.dataset.user)) before = el;
+      }
+      this.dom.people.insertBefore(li, before);
+      this.people.set(user, li);
+    }
+    const online = data.online === true;
+    const seen = Number.isFinite(data.last_seen) ? data.last_seen : 0;
+    li.dataset.online = String(online);
+    const text = online ? "online" : lastSeen(seen);
+    li.title = online ? `online now${seen ? `; ${lastSeen(seen)}` : ""}` : text;
+    li.querySelector(".state").textContent = text;
+  }
+
+  // ------------------------------------------------------------------
+  // Small things
+
+  nearBottom() {
+    const el = this.dom.messages;
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+  }
+
+  scrollToBottom() {
+    const el = this.dom.messages;
+    el.scrollTop = el.scrollHeight;
+  }
+
+  /** Shows a short note to the user; ms 0 keeps it until the next one. */
+  notice(text, ms = 8000) {
+    const el = this.dom.notice;
+    el.textContent = text;
+    clearTimeout(this.noticeTimer);
+    if (ms > 0) {
+      this.noticeTimer = setTimeout(() => {
+        if (el.textContent === text) el.textContent = "";
+      }, ms);
+    }
+  }
+}
+
+// pageOf returns the messages of a history page answer.
+function pageOf(data) {
+  return data && Array.isArray(data.messages) ? data.messages : [];
+}
+
+// cleanText drops blank lines at the start and white space at the end; a
+// message of only white space comes out empty.
+function cleanText(s) {
+  return s.replace(/^(?:[ \t]*\r?\n)+/, "").trimEnd();
+}

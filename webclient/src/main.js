@@ -1,0 +1,92 @@
+// hearth's web chat: the login form, and the switch between it and the chat.
+//
+// Page flow: a stored, unexpired token goes straight to the chat; otherwise
+// the login form. Logging out, or the server refusing the token (API 401,
+// MQTT CONNACK 0x86/0x87), brings the form back.
+
+import { Chat } from "./chat.js";
+import * as session from "./session.js";
+import { ApiError } from "./session.js";
+
+const EXPIRED = "Your session has expired. Please log in again.";
+
+const $ = (id) => document.getElementById(id);
+const loginView = $("login-view");
+const chatView = $("chat-view");
+const form = $("login-form");
+const username = $("username");
+const password = $("password");
+const loginError = $("login-error");
+const loginButton = form.querySelector("button[type=submit]");
+
+let chat = null;
+
+function showLogin(message = "", name = "") {
+  chatView.hidden = true;
+  loginView.hidden = false;
+  loginError.textContent = message;
+  password.value = "";
+  if (name) username.value = name;
+  (username.value ? password : username).focus();
+}
+
+function showChat(sess) {
+  loginView.hidden = true;
+  chatView.hidden = false;
+  loginError.textContent = "";
+  chat = new Chat(sess, {
+    onExpired: () => {
+      chat = null;
+      session.clear();
+      showLogin(EXPIRED, sess.user.name);
+    },
+  });
+  chat.start();
+}
+
+form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = username.value.trim();
+  if (!name || !password.value) {
+    loginError.textContent = "Please enter your name and password.";
+    return;
+  }
+  loginButton.disabled = true;
+  loginError.textContent = "";
+  try {
+    const sess = await session.login(name, password.value);
+    password.value = "";
+    showChat(sess);
+  } catch (err) {
+    password.value = "";
+    password.focus();
+    loginError.textContent = loginErrorText(err);
+  } finally {
+    loginButton.disabled = false;
+  }
+});
+
+function loginErrorText(err) {
+  if (err instanceof ApiError) {
+    if (err.status === 401) return "Wrong name or password.";
+    if (err.status === 400) return "Please check your name and password.";
+    if (err.status === 429) return "Too many attempts. Please wait a moment and try again.";
+    return `The server could not log you in (${err.message}). Please try again.`;
+  }
+  return "Cannot reach hearth. Check your connection and try again.";
+}
+
+$("logout").addEventListener("click", () => {
+  if (chat) chat.destroy({ logout: true });
+  chat = null;
+  session.clear();
+  showLogin();
+});
+
+const stored = session.load();
+if (stored) {
+  showChat(stored);
+} else {
+  session.clear();
+  showLogin();
+}

@@ -1,0 +1,131 @@
+// What the chat remembers in localStorage, per user: the outbox of
+// messages not yet archived, the last seq read in each room, and the room
+// last opened. localStorage is shared by the user's tabs, so every change
+// reads the current value first instead of trusting a copy in memory.
+//
+// Storage can be unavailable or full; the chat then works without it.
+
+function read(key, fallback) {
+  try {
+    const v = localStorage.getItem(key);
+    return v ? JSON.parse(v) : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function write(key, value) {
+  try {
+    localStorage.setItem(key, JSON.stringify(value));
+  } catch (err) {
+    console.warn("hearth: cannot save to localStorage:", err);
+  }
+}
+
+export class UserStore {
+  constructor(user) {
+    this.outboxKey = `hearth.outbox.${user}`;
+    this.readKey = `hearth.read.${user}`;
+    this.roomKey = `hearth.room.${user}`;
+  }
+
+  // ---- outbox: {id: {id, room, text, ts, failed?, reason?}} ----
+
+  /** The outbox entries, oldest first. */
+  outbox() {
+    const box = read(this.outboxKey, {});
+    return Object.values(box)
+      .filter((e) => e && typeof e.id === "string" && typeof e.room === "string" && typeof e.text === "string")
+      .sort((a, b) => (a.ts || 0) - (b.ts || 0));
+  }
+
+  outboxEntry(id) {
+    return read(this.outboxKey, {})[id] || null;
+  }
+
+  putOutbox(entry) {
+    const box = read(this.outboxKey, {});
+    box[entry.id] = entry;
+    write(this.outboxKey, box);
+  }
+
+  /** Changes an entry that is still in the outbox; returns it, or null. */
+  patchOutbox(id, patch) {
+    const box = read(this.outboxKey, {});
+    if (!box[id]) return null;
+    box[id] = { ...box[id], ...patch };
+    write(this.outboxKey, box);
+    return box[id];
+  }
+
+  removeOutbox(id) {
+    const box = read(this.outboxKey, {});
+    if (box[id]) {
+      delete box[id];
+      write(this.outboxKey, box);
+    }
+  }
+
+  // ---- read marks: {room: seq} ----
+
+  lastRead(room) {
+    const v = read(this.readKey, {})[room];
+    return Number.isInteger(v) && v > 0 ? v : 0;
+  }
+
+  /** Raises the room's read mark to seq (it never goes down). */
+  markRead(room, seq) {
+    const marks = read(this.readKey, {});
+    if (!Number.isInteger(seq) || seq <= (marks[room] || 0)) return;
+    marks[room] = seq;
+    write(this.readKey, marks);
+  }
+
+  // ---- the room opened last ----
+
+  lastRoom() {
+    return read(this.roomKey, null);
+  }
+
+  setLastRoom(room) {
+    write(this.roomKey, room);
+  }
+}
+
+/**
+ * The MQTT client id of this tab for user. It lives in sessionStorage, so a
+ * reload of the tab resumes its MQTT session; fresh makes a new one (after
+ * the session was taken over by a duplicated tab that copied the id).
+ */
+export function clientIdFor(user, fresh = false) {
+  const key = "hearth.clientId";
+  let id = null;
+  try {
+    id = sessionStorage.getItem(key);
+  } catch {
+    id = null;
+  }
+  if (fresh || !id || !id.startsWith(`web-${user}-`)) {
+    id = `web-${user}-${randomHex(6)}`;
+    try {
+      sessionStorage.setItem(key, id);
+    } catch {
+      // A client id for this page only.
+    }
+  }
+  return id;
+}
+
+/** n random bytes as hex. crypto.getRandomValues works on plain http too, unlike crypto.randomUUID. */
+export function randomHex(n) {
+  const bytes = crypto.getRandomValues(new Uint8Array(n));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * A new message id: 12 hex digits of the time in ms, then 16 random hex
+ * digits (the same form the server makes), so ids sort by time.
+ */
+export function newMessageId() {
+  return Date.now().toString(16).padStart(12, "0") + randomHex(8);
+}
