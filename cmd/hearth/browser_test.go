@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"hearth"
 	"hearth/webclient"
 )
 
@@ -131,20 +132,20 @@ func send(t *testing.T, ctx context.Context, text string) {
 // markup shown as text, history after a reload, rooms one cannot read,
 // and a message written while the server is down arriving exactly once.
 func TestBrowserChat(t *testing.T) {
-	alloc := browser(t)
+	browserCtx := browser(t)
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	app := startApp(t, cfg)
 	base := "http://" + app.HTTPAddr() + "/"
 
-	dad, kid := tab(t, alloc), tab(t, alloc)
+	dad, kid := tab(t, browserCtx), tab(t, browserCtx)
 	logIn(t, dad, base, "dad")
 	logIn(t, kid, base, "kid")
 
 	t.Run("rooms", func(t *testing.T) {
-		until(t, kid, "kid's rooms", `document.querySelector('#rooms [data-room="family"]')`)
-		until(t, dad, "dad's rooms", `document.querySelector('#rooms [data-room="parents"]')`)
-		if eval[bool](t, kid, `!!document.querySelector('#rooms [data-room="parents"]')`) {
+		until(t, kid, "kid's rooms", `document.querySelector('#rooms button.room[data-room="family"]')`)
+		until(t, dad, "dad's rooms", `document.querySelector('#rooms button.room[data-room="parents"]')`)
+		if eval[bool](t, kid, `!!document.querySelector('#rooms button.room[data-room="parents"]')`) {
 			t.Error("kid is shown the parents' room")
 		}
 	})
@@ -185,6 +186,45 @@ func TestBrowserChat(t *testing.T) {
 		if rel := eval[string](t, dad, `document.querySelector('#messages a[href="https://example.org/a?b=1"]').rel`); !strings.Contains(rel, "noopener") {
 			t.Errorf("link rel %q, want noopener", rel)
 		}
+	})
+
+	t.Run("unread and read-only", func(t *testing.T) {
+		do(t, dad, "open parents", chromedp.Click(`#rooms button.room[data-room="parents"]`))
+		until(t, dad, "parents open", `document.querySelector('#rooms button.room[data-room="parents"]').getAttribute('aria-current') === 'true'`)
+		send(t, kid, "unread for dad")
+		until(t, dad, "family unread badge", `document.querySelector('#rooms button.room[data-room="family"] .unread')?.textContent.trim() === '1'`)
+		do(t, dad, "back to family", chromedp.Click(`#rooms button.room[data-room="family"]`))
+		until(t, dad, "badge cleared", `(() => { const u = document.querySelector('#rooms button.room[data-room="family"] .unread'); return !u || u.hidden || u.textContent.trim() === '' || u.textContent.trim() === '0' })()`)
+
+		kitchen := tab(t, browserCtx)
+		logIn(t, kitchen, base, "kitchen")
+		until(t, kitchen, "read-only marker", `document.querySelector('#rooms button.room[data-room="family"] .readonly')`)
+		until(t, kitchen, "composer disabled", `document.querySelector('#text').disabled`)
+		until(t, kitchen, "kitchen sees history", msgWith("hello from kid"))
+	})
+
+	t.Run("older pages on scroll", func(t *testing.T) {
+		var seed []hearth.Message
+		for i := range 120 {
+			seed = append(seed, hearth.Message{ID: fmt.Sprintf("old%03d", i), Room: "parents", From: "mum", Text: fmt.Sprintf("old message %d", i), At: time.Now().UnixMilli()})
+		}
+		if _, err := app.store.Append(seed); err != nil {
+			t.Fatal(err)
+		}
+		do(t, dad, "open parents", chromedp.Click(`#rooms button.room[data-room="parents"]`))
+		until(t, dad, "latest page", msgWith("old message 119"))
+		if n := eval[int](t, dad, `document.querySelectorAll('#messages .msg').length`); n != 50 {
+			t.Errorf("first page shows %d messages, want 50", n)
+		}
+		for _, want := range []string{"old message 69", "old message 19", "old message 0"} {
+			do(t, dad, "scroll up", chromedp.Evaluate[chromedp.Void](`document.querySelector('#messages').scrollTop = 0; document.querySelector('#messages').dispatchEvent(new Event('scroll'))`))
+			until(t, dad, "older page with "+want, msgWith(want))
+		}
+		if n := eval[int](t, dad, `document.querySelectorAll('#messages .msg').length`); n != 120 {
+			t.Errorf("after scrolling to the start: %d messages, want 120", n)
+		}
+		do(t, dad, "back to family", chromedp.Click(`#rooms button.room[data-room="family"]`))
+		until(t, dad, "family again", msgWith("hello from kid"))
 	})
 
 	t.Run("reload shows history", func(t *testing.T) {
