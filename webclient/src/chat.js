@@ -18,6 +18,8 @@ const SHOW_COUNT_FROM = 3500;
 const OUTBOX_EVERY_MS = 5000; // re-publish outbox entries without a receipt this often
 const IN_FLIGHT_STALE_MS = 30000; // a publish without PUBACK for this long is tried again
 const TOKEN_CHECK_EVERY_MS = 60000;
+const SETTLE_MS = 2000; // after live messages, ask the archive for their seqs
+const SETTLE_MAX_MS = 10000;
 
 const TYPING_RENEW_MS = 3000; // send typing:true at most this often
 const TYPING_IDLE_MS = 3000; // send typing:false after this long without input
@@ -126,6 +128,7 @@ export class Chat {
     this.intervals.forEach(clearInterval);
     clearTimeout(this.ownTyping.idle);
     clearTimeout(this.noticeTimer);
+    clearTimeout(this.settleTimer);
     for (const users of this.typing.values()) users.forEach(clearTimeout);
     if (this.client) {
       if (logout && this.client.connected) {
@@ -139,6 +142,8 @@ export class Chat {
     d.rooms.textContent = "";
     d.people.textContent = "";
     d.messages.textContent = "";
+    delete d.messages.dataset.more;
+    delete d.messages.dataset.empty;
     d.typing.textContent = "";
     d.notice.textContent = "";
     d.text.value = "";
@@ -196,6 +201,15 @@ export class Chat {
           e.preventDefault();
           this.send();
         }
+      },
+      opts,
+    );
+    d.text.addEventListener(
+      "keypress",
+      (e) => {
+        // The keydown above already sent; some synthetic key sequences (CDP
+        // "char" events) still deliver the Enter as a keypress: no new line.
+        if (e.key === "Enter" && !e.shiftKey) e.preventDefault();
       },
       opts,
     );
@@ -666,6 +680,22 @@ export class Chat {
     }
   }
 
+  // settleSoon runs a catch-up shortly after live messages from others
+  // stop coming into the open room. Live payloads carry no seq; the
+  // catch-up gives them theirs, so the read mark covers what was seen here
+  // (otherwise the next room list would count them unread).
+  settleSoon() {
+    // Debounced, but a steady stream still settles every SETTLE_MAX_MS.
+    const now = Date.now();
+    if (this.settleTimer && now - this.settleSince >= SETTLE_MAX_MS) return;
+    if (!this.settleTimer) this.settleSince = now;
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = 0;
+      this.catchUp();
+    }, SETTLE_MS);
+  }
+
   // addArchived shows a message from the history API. An own message there
   // is archived: it leaves the outbox.
   addArchived(view, m) {
@@ -732,6 +762,7 @@ export class Chat {
       });
       if (stick || own) this.scrollToBottom();
       this.dom.messages.dataset.empty = "false";
+      if (!own) this.settleSoon();
       return;
     }
     const r = this.rooms.get(room);

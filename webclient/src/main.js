@@ -87,6 +87,8 @@ const stored = session.load();
 if (stored) {
   showChat(stored);
 } else {
+  // A token that ran out while the tab was closed or asleep.
+  const name = session.storedUser();
   session.clear();
-  showLogin();
+  showLogin(name ? EXPIRED : "", name);
 }

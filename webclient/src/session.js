@@ -68,6 +68,16 @@ export function load() {
   return s;
 }
 
+/** The user name of a stored session, expired or not (to greet them again). */
+export function storedUser() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(KEY));
+    return s && s.user && typeof s.user.name === "string" ? s.user.name : "";
+  } catch {
+    return "";
+  }
+}
+
 /** Forgets the session, and everything else of this tab (its MQTT client id too). */
 export function clear() {
   try {
