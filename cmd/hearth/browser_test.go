@@ -227,6 +227,20 @@ func TestBrowserChat(t *testing.T) {
 		until(t, dad, "family again", msgWith("hello from kid"))
 	})
 
+	t.Run("invalid token goes back to login", func(t *testing.T) {
+		mum := tab(t, browserCtx)
+		logIn(t, mum, base, "mum")
+		// A token the server no longer accepts (as after a password change).
+		do(t, mum, "spoil the token", chromedp.Evaluate[chromedp.Void](`(() => {
+			for (const k of Object.keys(sessionStorage)) {
+				const v = sessionStorage.getItem(k);
+				if (v.includes('"token"')) { const s = JSON.parse(v); s.token = s.token.slice(0, -4) + 'AAAA'; sessionStorage.setItem(k, JSON.stringify(s)); }
+			}
+		})()`), chromedp.Reload())
+		until(t, mum, "login form again", `document.querySelector('#login-form') && document.querySelector('#login-form').offsetParent !== null`)
+		until(t, mum, "told why", `document.body.innerText.includes('session has expired')`)
+	})
+
 	t.Run("reload shows history", func(t *testing.T) {
 		do(t, dad, "reload", chromedp.Reload())
 		until(t, dad, "history after reload", msgWith("hello from kid"))
