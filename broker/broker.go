@@ -217,15 +217,20 @@ func (b *Broker) BridgeEndpoint() (url, username string, password []byte) {
 }
 
 // Publish publishes a chat message or typing event on behalf of user, as
-// the HTTP API does: the same access rules and validation as an MQTT
-// publish, with the same errors (ErrNotAllowed, or one wrapping
-// hearth.ErrBadPayload or ErrTooLarge).
+// the HTTP API does: the same access rules, validation and archive
+// backpressure as an MQTT publish, with the same errors (ErrNotAllowed,
+// ErrBusy, or one wrapping hearth.ErrBadPayload or ErrTooLarge).
 func (b *Broker) Publish(user, topic string, payload []byte) error {
 	if !b.policy.CanPublish(user, topic) {
 		return ErrNotAllowed
 	}
-	if err := b.hook.validate(topic, payload, false); err != nil {
+	kind, err := b.hook.validate(topic, payload, false)
+	if err != nil {
 		return err
+	}
+	if kind == hearth.TopicMessage && !b.hook.archive.wait(archiveMaxWait) {
+		b.Stats.ArchiveBusy.Add(1)
+		return ErrBusy
 	}
 	if err := b.server.Publish(topic, payload, false, 1); err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
@@ -237,6 +242,7 @@ func (b *Broker) Publish(user, topic string, payload []byte) error {
 var (
 	ErrNotAllowed = errors.New("not allowed")
 	ErrTooLarge   = errors.New("message too large")
+	ErrBusy       = errors.New("the archive is behind: try again shortly")
 )
 
 // quietListener logs refused and failed connections at debug level: mochi

@@ -85,7 +85,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 			h.b.Stats.ACLDenied.Add(1)
 			return h.refuse(cl, packets.ErrNotAuthorized)
 		}
-		if err := h.validate(pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillRetain); err != nil {
+		if _, err := h.validate(pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillRetain); err != nil {
 			h.b.Stats.InvalidPublishes.Add(1)
 			return h.refuse(cl, codeOf(err))
 		}
@@ -148,12 +148,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.log.Debug("mqtt publish over the rate limit", "user", userOf(cl), "client", cl.ID)
 		return pk, h.reject(cl, pk, packets.ErrMessageRateTooHigh)
 	}
-	if err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain); err != nil {
+	kind, err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain)
+	if err != nil {
 		h.b.Stats.InvalidPublishes.Add(1)
 		h.b.log.Debug("mqtt publish refused", "user", userOf(cl), "client", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, h.reject(cl, pk, codeOf(err))
 	}
-	if hearth.ParseTopic(pk.TopicName).Kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait) {
+	if kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait) {
 		h.b.Stats.ArchiveBusy.Add(1)
 		h.b.log.Warn("archive behind: publish refused", "user", userOf(cl), "client", cl.ID)
 		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
@@ -187,24 +188,26 @@ func (h *hook) allow(cl *mqtt.Client) bool {
 // validate checks a publish on a chat topic: messages must be valid
 // message payloads and typing events {"typing":bool}; neither may be
 // retained. Other topics carry anything (the ACL decides who may use them).
-func (h *hook) validate(topic string, payload []byte, retain bool) error {
+// It returns the kind of topic.
+func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.TopicKind, error) {
+	kind := hearth.ParseTopic(topic).Kind
 	if len(payload) > h.b.cfg.MaxMessageBytes {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), h.b.cfg.MaxMessageBytes)
+		return kind, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), h.b.cfg.MaxMessageBytes)
 	}
-	switch hearth.ParseTopic(topic).Kind {
+	switch kind {
 	case hearth.TopicMessage:
 		if retain {
-			return errRetained
+			return kind, errRetained
 		}
 		_, err := hearth.ParsePayload(payload)
-		return err
+		return kind, err
 	case hearth.TopicTyping:
 		if retain {
-			return errRetained
+			return kind, errRetained
 		}
-		return validateTyping(payload)
+		return kind, validateTyping(payload)
 	}
-	return nil
+	return kind, nil
 }
 
 func validateTyping(b []byte) error {

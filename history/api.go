@@ -27,12 +27,12 @@ type APIConfig struct {
 	Auth      *hearth.Authenticator
 	Policy    *hearth.Policy
 	Publisher Publisher
-	// IsNotAllowed and IsTooLarge classify the Publisher's errors (403 and
-	// 413); any other error of it is a 500.
-	IsNotAllowed, IsTooLarge func(error) bool
-	TokenTTL                 time.Duration
-	MaxMessageBytes          int
-	AllowedOrigins           []string // cross-origin callers allowed (CORS)
+	// IsNotAllowed, IsTooLarge and IsBusy classify the Publisher's errors
+	// (403, 413 and 503 with Retry-After); any other error of it is a 500.
+	IsNotAllowed, IsTooLarge, IsBusy func(error) bool
+	TokenTTL                         time.Duration
+	MaxMessageBytes                  int
+	AllowedOrigins                   []string // cross-origin callers allowed (CORS)
 }
 
 // API serves history and login over HTTP as JSON. Routes:
@@ -370,6 +370,9 @@ func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error 
 			return errStatus(http.StatusRequestEntityTooLarge, err.Error())
 		case a.cfg.IsNotAllowed != nil && a.cfg.IsNotAllowed(err):
 			return errStatus(http.StatusForbidden, err.Error())
+		case a.cfg.IsBusy != nil && a.cfg.IsBusy(err):
+			w.Header().Set("Retry-After", "5")
+			return errStatus(http.StatusServiceUnavailable, err.Error())
 		}
 		return err
 	}

@@ -103,6 +103,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		Publisher:       a.broker,
 		IsNotAllowed:    func(err error) bool { return errors.Is(err, broker.ErrNotAllowed) },
 		IsTooLarge:      func(err error) bool { return errors.Is(err, broker.ErrTooLarge) },
+		IsBusy:          func(err error) bool { return errors.Is(err, broker.ErrBusy) },
 		TokenTTL:        cfg.Auth.TokenTTL.D(),
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
