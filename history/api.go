@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -47,11 +48,12 @@ type API struct {
 	cfg     APIConfig
 	log     *slog.Logger
 	origins map[string]bool
+	logins  *loginLimiter
 }
 
 // NewAPI returns the API over store.
 func NewAPI(store *Store, cfg APIConfig, log *slog.Logger) *API {
-	a := &API{store: store, cfg: cfg, log: log, origins: map[string]bool{}}
+	a := &API{store: store, cfg: cfg, log: log, origins: map[string]bool{}, logins: newLoginLimiter()}
 	for _, o := range cfg.AllowedOrigins {
 		a.origins[strings.TrimSuffix(o, "/")] = true
 	}
@@ -189,8 +191,14 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return errStatus(http.StatusBadRequest, "username and password are required")
 	}
+	if d := a.logins.wait(req.Username, r); d > 0 {
+		secs := int(math.Ceil(d.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return errStatus(http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d s", secs))
+	}
 	u, err := a.cfg.Auth.CheckPassword(req.Username, req.Password)
 	if err != nil {
+		a.logins.failed(req.Username, r)
 		a.log.Debug("login refused", "user", req.Username, "remote", r.RemoteAddr)
 		return err
 	}

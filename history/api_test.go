@@ -791,3 +791,20 @@ func FuzzParseQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestAPILoginRateLimited: repeated wrong passwords get 429 with
+// Retry-After; the right password of another user still works.
+func TestAPILoginRateLimited(t *testing.T) {
+	e := newAPIEnv(t, "")
+	for i := range userFailBurst {
+		r := e.do(http.MethodPost, "/api/login", "", `{"username":"kid","password":"wrong"}`)
+		wantError(t, fmt.Sprintf("wrong password %d", i+1), r, http.StatusUnauthorized)
+	}
+	r := e.do(http.MethodPost, "/api/login", "", `{"username":"kid","password":"pw-kid"}`)
+	wantError(t, "after too many failures", r, http.StatusTooManyRequests)
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After %q, want a number of seconds", ra)
+	}
+	r = e.do(http.MethodPost, "/api/login", "", `{"username":"dad","password":"pw-dad"}`)
+	wantJSON(t, "another user", r, http.StatusOK)
+}

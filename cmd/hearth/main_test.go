@@ -212,6 +212,14 @@ func TestAuthRefusals(t *testing.T) {
 	if rc := cl.publish("rooms/family/messages/kid", 1, false, msg("t1", "token ok")); rc != 0 {
 		t.Errorf("publish with token: %#x", rc)
 	}
+	// Password guessing over HTTP is slowed down: 429 with Retry-After.
+	codes := []int{}
+	for range 6 {
+		codes = append(codes, api(t, app, "POST", "/api/login", "", map[string]string{"username": "dad", "password": "guess"}, nil))
+	}
+	if !slices.Equal(codes, []int{401, 401, 401, 401, 401, 429}) {
+		t.Errorf("wrong passwords: statuses %v, want five 401 then 429", codes)
+	}
 	if n := app.broker.Stats.AuthFailures.Load(); n < 6 {
 		t.Errorf("auth failures counted %d, want at least 6", n)
 	}
