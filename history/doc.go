@@ -17,12 +17,13 @@
 //
 // # Growth
 //
-// Retention (rooms[].retention in config) is not applied yet. The layout is
-// ready for it: a walk from the First key of "m/<room>" can delete each
-// message too old or beyond the count together with its "i/<room>" entry
-// (from and id are in the stored value), and an index entry whose message
-// is gone is treated as absent, so an entry left behind never blocks the
-// message from being archived again.
+// Retention (Store.Prune) walks from the First key of "m/<room>" and
+// deletes each message too old or beyond the count together with its
+// "i/<room>" entry (from and id are in the stored value), at most a
+// thousand per transaction. Only the oldest are deleted, so the seqs left
+// are contiguous. An index entry whose message is gone is treated as
+// absent, so an entry left behind never blocks the message from being
+// archived again.
 // A backup is Store.WriteTo, a consistent snapshot taken in a read
 // transaction while writers carry on.
 package history

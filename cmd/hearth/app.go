@@ -32,6 +32,8 @@ type App struct {
 
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
+	retention    context.CancelFunc
+	retentionEnd chan struct{}
 	httpDone     chan error
 	closeOnce    sync.Once
 	closeErr     error
@@ -137,6 +139,21 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpLn) }()
 
+	rules := map[string]history.Retention{}
+	for _, r := range cfg.Rooms {
+		if r.Retention.MaxAge.D() > 0 || r.Retention.MaxMessages > 0 {
+			rules[r.Name] = history.Retention{MaxAge: r.Retention.MaxAge.D(), MaxMessages: r.Retention.MaxMessages}
+		}
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	a.retention, a.retentionEnd = rcancel, make(chan struct{})
+	go func() {
+		defer close(a.retentionEnd)
+		if len(rules) > 0 {
+			a.store.RunRetention(rctx, rules, time.Minute, log.With("component", "retention"))
+		}
+	}()
+
 	log.Info("hearth listening", "http", a.HTTPAddr(), "mqtt", orOff(a.MQTTAddr()), "mqtt_tls", orOff(a.broker.TLSAddr()), "data_dir", cfg.DataDir, "web_chat_built", webclient.Built())
 	return a, nil
 }
@@ -193,6 +210,10 @@ func (a *App) Close(ctx context.Context) error {
 		}
 		if a.broker != nil {
 			a.broker.Close()
+		}
+		if a.retention != nil {
+			a.retention()
+			<-a.retentionEnd
 		}
 		if a.store != nil {
 			if err := a.store.Close(); err != nil {

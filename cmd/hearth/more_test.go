@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 
 	"hearth"
+	"hearth/history"
 )
 
 type presenceMsg struct {
@@ -279,4 +281,27 @@ func TestRefusalsKeepTextOutOfTheLog(t *testing.T) {
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Fatalf("refusals logged as errors:\n%s", logs.String())
 	}
+}
+
+// TestRetentionRuns: a room's retention is applied in the background as
+// soon as hearth starts.
+func TestRetentionRuns(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	app := startApp(t, cfg)
+	var msgs []hearth.Message
+	for i := range 30 {
+		msgs = append(msgs, hearth.Message{ID: fmt.Sprint("r", i), Room: "family", From: "kid", Text: "old", At: time.Now().UnixMilli()})
+	}
+	if _, err := app.store.Append(msgs); err != nil {
+		t.Fatal(err)
+	}
+	app.Close(t.Context())
+
+	cfg.Rooms[0].Retention.MaxMessages = 10
+	app2 := startApp(t, cfg)
+	waitFor(t, "retention", 5*time.Second, func() bool {
+		p, _, _ := app2.store.Page("family", history.Query{Limit: 200, HasAfter: true})
+		return len(p) == 10 && p[0].Seq == 21
+	})
 }
