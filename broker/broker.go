@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -56,6 +57,10 @@ type Config struct {
 	// client (default maxInflight); the archive gate holds publishers at
 	// half of it. Tests lower it to reach the limit quickly.
 	MaxInflight int
+
+	// ConnectTimeout is how long a new connection may take to send its
+	// CONNECT (default 10 s).
+	ConnectTimeout time.Duration
 }
 
 // Broker is hearth's MQTT broker. Create it with New, then Start it, and
@@ -95,6 +100,12 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	if cfg.MaxMessageBytes <= 0 {
 		return nil, errors.New("broker: max message bytes must be positive")
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.MaxInflight <= 0 || cfg.MaxInflight > maxInflight {
+		cfg.MaxInflight = maxInflight
+	}
 	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
@@ -103,10 +114,6 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	b.bridgeSecret = []byte(hex.EncodeToString(secret))
 
 	caps := mqtt.NewDefaultServerCapabilities()
-	if cfg.MaxInflight <= 0 || cfg.MaxInflight > maxInflight {
-		cfg.MaxInflight = maxInflight
-	}
-	b.cfg.MaxInflight = cfg.MaxInflight
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
 	caps.MaximumClientWritesPending = int32(cfg.MaxInflight) + maxWritesPending - maxInflight
 	caps.MaximumPacketSize = uint32(packetLimit(cfg.MaxMessageBytes))
@@ -149,7 +156,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 			return nil, fmt.Errorf("broker: listen mqtt.tls.addr %s: %w", cfg.TLSAddr, err)
 		}
 	}
-	b.ws = newWSListener(listenerWS, cfg.AllowedOrigins, int64(packetLimit(cfg.MaxMessageBytes)), log)
+	b.ws = newWSListener(listenerWS, cfg.AllowedOrigins, int64(packetLimit(cfg.MaxMessageBytes)), b.cfg.ConnectTimeout, log)
 	if _, err := b.addListener(b.ws); err != nil {
 		b.server.Close()
 		return nil, fmt.Errorf("broker: websocket listener: %w", err)
@@ -162,7 +169,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 func packetLimit(maxPayload int) int { return maxPayload + 1024 }
 
 func (b *Broker) addListener(l listeners.Listener) (listeners.Listener, error) {
-	q := &quietListener{Listener: l, log: b.log}
+	q := &quietListener{Listener: l, log: b.log, timeout: b.cfg.ConnectTimeout}
 	if err := b.server.AddListener(q); err != nil {
 		return nil, err
 	}
@@ -245,15 +252,21 @@ var (
 	ErrBusy       = errors.New("the archive is behind: try again shortly")
 )
 
-// quietListener logs refused and failed connections at debug level: mochi
-// logs each one as a warning, which lets anyone flood the log.
+// quietListener logs refused and failed connections at debug level (mochi
+// logs each one as a warning, which lets anyone flood the log), and closes
+// connections that do not send their CONNECT in time.
 type quietListener struct {
 	listeners.Listener
-	log *slog.Logger
+	log     *slog.Logger
+	timeout time.Duration
 }
 
 func (q *quietListener) Serve(establish listeners.EstablishFn) {
 	q.Listener.Serve(func(id string, c net.Conn) error {
+		// mochi waits for the CONNECT packet without a deadline, so a socket
+		// that never speaks would be held forever; after the CONNECT, mochi
+		// sets its own deadline from the keepalive.
+		_ = c.SetDeadline(time.Now().Add(q.timeout))
 		if err := establish(id, c); err != nil {
 			q.log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr().String(), "error", err)
 		}

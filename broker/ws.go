@@ -22,6 +22,7 @@ type wsListener struct {
 	id        string
 	origins   map[string]bool
 	readLimit int64
+	timeout   time.Duration // for the CONNECT
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
 
@@ -30,8 +31,8 @@ type wsListener struct {
 	closed    bool
 }
 
-func newWSListener(id string, allowedOrigins []string, readLimit int64, log *slog.Logger) *wsListener {
-	l := &wsListener{id: id, origins: map[string]bool{}, readLimit: readLimit, log: log}
+func newWSListener(id string, allowedOrigins []string, readLimit int64, timeout time.Duration, log *slog.Logger) *wsListener {
+	l := &wsListener{id: id, origins: map[string]bool{}, readLimit: readLimit, timeout: timeout, log: log}
 	for _, o := range allowedOrigins {
 		l.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}
@@ -101,6 +102,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), c: c}
+	_ = conn.SetDeadline(time.Now().Add(l.timeout)) // until the CONNECT; mochi sets its own then
 	if err := establish(l.id, conn); err != nil {
 		l.log.Debug("mqtt websocket connection ended", "remote", r.RemoteAddr, "error", err)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"log/slog"
 
 	"hearth"
+	"hearth/broker"
 	"hearth/history"
 )
 
@@ -304,4 +307,28 @@ func TestRetentionRuns(t *testing.T) {
 		p, _, _ := app2.store.Page("family", history.Query{Limit: 200, HasAfter: true})
 		return len(p) == 10 && p[0].Seq == 21
 	})
+}
+
+// TestSilentSocketsClosed: a connection that never sends its CONNECT is
+// closed after the connect timeout, over TCP and over WebSocket.
+func TestSilentSocketsClosed(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()), func(c *broker.Config) { c.ConnectTimeout = 300 * time.Millisecond })
+	tcp, err := net.Dial("tcp", app.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+app.HTTPAddr()+"/mqtt", http.Header{"Sec-WebSocket-Protocol": {"mqtt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	tcp.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := tcp.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("silent TCP socket: read returned %v, want it closed by hearth", err)
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("silent WebSocket: read returned %v, want it closed by hearth", err)
+	}
 }
