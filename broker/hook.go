@@ -41,7 +41,7 @@ func (h *hook) ID() string { return "hearth" }
 
 func (h *hook) Provides(e byte) bool {
 	switch e {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
 		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete:
 		return true
@@ -52,6 +52,12 @@ func (h *hook) Provides(e byte) bool {
 // userOf is the authenticated user of a client. The username is checked
 // at CONNECT, so it is trusted from then on.
 func userOf(cl *mqtt.Client) string { return string(cl.Properties.Username) }
+
+// OnConnect runs before authentication, once mochi has read the CONNECT.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	noSendQuota(cl)
+	return nil
+}
 
 // OnConnectAuthenticate checks credentials, the ownership of the client id
 // and the will. The bridge identity is accepted only on the internal

@@ -341,9 +341,20 @@ func mosquittoPub(t *testing.T, addr, user, pw string, args ...string) (string, 
 // Its lines() are the messages it printed so far ("topic payload").
 func mosquittoSub(t *testing.T, addr, user string, args ...string) *mosqSub {
 	t.Helper()
+	return startMosquittoSub(t, addr, user, "mqttv311", args)
+}
+
+// mosquittoSubV5 is mosquittoSub over MQTT 5 (Receive Maximum 20).
+func mosquittoSubV5(t *testing.T, addr, user string, args ...string) *mosqSub {
+	t.Helper()
+	return startMosquittoSub(t, addr, user, "mqttv5", args)
+}
+
+func startMosquittoSub(t *testing.T, addr, user, version string, args []string) *mosqSub {
+	t.Helper()
 	bin := needTool(t, "mosquitto_sub", "mosquitto-clients")
 	h, p := hostPort(t, addr)
-	all := append([]string{"-h", h, "-p", p, "-u", user, "-P", password(user), "-V", "mqttv311", "-v", "-d"}, args...)
+	all := append([]string{"-h", h, "-p", p, "-u", user, "-P", password(user), "-V", version, "-v", "-d"}, args...)
 	// stdbuf: mosquitto_sub's stdout is a pipe here, which libc buffers.
 	s := &mosqSub{cmd: exec.Command(needTool(t, "stdbuf", "coreutils"), append([]string{"-oL", bin}, all...)...)}
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
