@@ -3,7 +3,7 @@ GO  ?= go
 BIN := bin/hearth
 WEB := webclient
 
-.PHONY: run build web test vet clean
+.PHONY: run build web test vet fuzz clean
 
 run: build
 	./$(BIN) serve -config config.yaml
@@ -20,6 +20,15 @@ $(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.
 
 test: vet web
 	$(GO) test -race -count=1 ./...
+
+# Each fuzz target for FUZZTIME; crashers land in testdata/fuzz and then run
+# with every `make test`.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := .:FuzzParsePayload .:FuzzParseTopic .:FuzzCanSubscribe ./history:FuzzParseQuery ./history:FuzzPage
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg)"; \
+		$(GO) test -run XXX -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(WEB)/node_modules/*'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

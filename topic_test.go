@@ -106,3 +106,60 @@ func TestTopicBuilders(t *testing.T) {
 		t.Errorf("RoomMessagesFilter(family) = %q, want %q", got, want)
 	}
 }
+
+// FuzzParseTopic: any string parses without panic; a chat topic's parts
+// are valid names and build the topic back.
+func FuzzParseTopic(f *testing.F) {
+	for _, s := range []string{"rooms/family/messages/kid", "rooms/family/typing/kid", "presence/kid", "users/kid/receipts", "$SYS/broker/uptime", "home/x", "rooms//messages/", "rooms/a/b/c/d", "#", "+/+", "/", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tp := ParseTopic(s)
+		var back string
+		switch tp.Kind {
+		case TopicMessage:
+			back = MessageTopic(tp.Room, tp.User)
+		case TopicTyping:
+			back = TypingTopic(tp.Room, tp.User)
+		case TopicPresence:
+			back = PresenceTopic(tp.User)
+		case TopicReceipts:
+			back = ReceiptsTopic(tp.User)
+		default:
+			return
+		}
+		if back != s || (tp.Room != "" && !ValidName(tp.Room)) || !ValidName(tp.User) {
+			t.Fatalf("ParseTopic(%q) = %+v, which builds %q", s, tp, back)
+		}
+	})
+}
+
+// FuzzCanSubscribe: no filter panics the policy, and a filter a member may
+// subscribe to never lets them receive the parents' room.
+func FuzzCanSubscribe(f *testing.F) {
+	c, err := ParseConfig(strings.NewReader(fuzzPolicyConfig))
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := NewPolicy(&c)
+	for _, s := range []string{"#", "+/#", "rooms/+/messages/+", "rooms/parents/#", "$share/g/rooms/#", "$share/g", "presence/+", "users/kid/receipts"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, filter string) {
+		p.CanSubscribe("kid", filter)
+		p.CanSubscribe("mum", filter)
+		p.CanSubscribe(BridgeUser, filter)
+		if p.CanReceive("kid", filter) && ParseTopic(filter).Room == "parents" {
+			t.Fatalf("kid may receive %q", filter)
+		}
+	})
+}
+
+const fuzzPolicyConfig = `
+users:
+  - {name: mum, role: admin, password_hash: "$2a$04$Fh9ATxUZtj.yvJhbyq93vuhb.GtcDzz9O5IuJ/b/qT0jJEfQx5RPG"}
+  - {name: kid, password_hash: "$2a$04$Fh9ATxUZtj.yvJhbyq93vuhb.GtcDzz9O5IuJ/b/qT0jJEfQx5RPG"}
+rooms:
+  - {name: family, members: ["*"]}
+  - {name: parents, members: [mum]}
+`
