@@ -118,6 +118,8 @@ type connectOpts struct {
 	cleanStart    bool
 	sessionExpiry uint32
 	will          *paho.WillMessage
+	recvBuffer    int  // messages received and not yet read; default 100,000
+	manual        bool // the test closes the client itself: no cleanup keeps it
 }
 
 // dial connects user over MQTT 5 and returns the client, or the CONNACK
@@ -128,7 +130,10 @@ func dial(t *testing.T, addr, user string, o connectOpts) (*client, *paho.Connac
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	cl := &client{t: t, recv: make(chan *paho.Publish, 100000)}
+	if o.recvBuffer == 0 {
+		o.recvBuffer = 100000
+	}
+	cl := &client{t: t, recv: make(chan *paho.Publish, o.recvBuffer)}
 	if o.clientID == "" {
 		o.clientID = fmt.Sprintf("%s-%d", user, time.Now().UnixNano())
 	}
@@ -162,7 +167,9 @@ func dial(t *testing.T, addr, user string, o connectOpts) (*client, *paho.Connac
 		conn.Close()
 		return nil, ca, err
 	}
-	t.Cleanup(func() { cl.close() })
+	if !o.manual {
+		t.Cleanup(func() { cl.close() })
+	}
 	return cl, ca, nil
 }
 
