@@ -56,6 +56,10 @@ type MQTTConfig struct {
 	MaxMessageBytes int       `yaml:"max_message_bytes"`
 	PublishRate     float64   `yaml:"publish_rate"` // per second per connection; 0 = no limit
 	PublishBurst    int       `yaml:"publish_burst"`
+	// MaxConnections caps MQTT connections (TCP, TLS and WebSocket
+	// together); MaxConnectionsPerUser caps one user's. 0 = no limit.
+	MaxConnections        int `yaml:"max_connections"`
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 }
 
 // TLSConfig is the MQTT over TLS listener; it is off while Addr is "".
@@ -131,6 +135,9 @@ func DefaultConfig() Config {
 			MaxMessageBytes: 16384,
 			PublishRate:     50,
 			PublishBurst:    200,
+
+			MaxConnections:        1000,
+			MaxConnectionsPerUser: 20,
 		},
 		Auth:   AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
@@ -484,6 +491,12 @@ func (c *Config) Validate() error {
 		add("mqtt.publish_burst", "must be 0 or more, got %d", b)
 	} else if b < 1 && c.MQTT.PublishRate > 0 {
 		add("mqtt.publish_burst", "must be at least 1 when publish_rate is above 0")
+	}
+	if n := c.MQTT.MaxConnections; n < 0 {
+		add("mqtt.max_connections", "must be 0 (no limit) or more, got %d", n)
+	}
+	if n := c.MQTT.MaxConnectionsPerUser; n < 0 {
+		add("mqtt.max_connections_per_user", "must be 0 (no limit) or more, got %d", n)
 	}
 
 	if ttl := c.Auth.TokenTTL.D(); ttl <= 0 || ttl > MaxTokenTTL {

@@ -133,6 +133,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "huge max_message_bytes", edits: []string{"max_message_bytes: 16384", "max_message_bytes: 268435456"}, want: []string{"mqtt.max_message_bytes: must be between 256 and 268435455"}},
 		{name: "negative publish_rate", edits: []string{"publish_rate: 50", "publish_rate: -1"}, want: []string{"mqtt.publish_rate: must be 0"}},
 		{name: "nan publish_rate", edits: []string{"publish_rate: 50", "publish_rate: .nan"}, want: []string{"mqtt.publish_rate:"}},
+		{name: "negative max_connections", edits: []string{"publish_rate: 50", "publish_rate: 50\n  max_connections: -1\n  max_connections_per_user: -2"}, want: []string{"mqtt.max_connections: must be 0", "mqtt.max_connections_per_user: must be 0"}},
 		{name: "zero burst with a rate", edits: []string{"publish_burst: 200", "publish_burst: 0"}, want: []string{"mqtt.publish_burst: must be at least 1"}},
 		{name: "zero burst without a rate", edits: []string{"publish_rate: 50", "publish_rate: 0", "publish_burst: 200", "publish_burst: 0"}},
 		{name: "negative burst", edits: []string{"publish_burst: 200", "publish_burst: -3"}, want: []string{"mqtt.publish_burst: must be 0 or more"}},
@@ -231,7 +232,7 @@ func TestParseConfigValues(t *testing.T) {
 	want := Config{
 		DataDir: "./data",
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080", AllowedOrigins: []string{"https://chat.example.org", "http://localhost:5173"}},
-		MQTT:    MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200},
+		MQTT:    MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20},
 		Auth:    AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Users: []User{
 			{Name: "mum", PasswordHash: h["secret-mum"], Role: RoleAdmin},

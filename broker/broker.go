@@ -50,6 +50,8 @@ type Config struct {
 	MaxMessageBytes int     // largest payload accepted
 	PublishRate     float64 // messages per second per connection; 0 = no limit
 	PublishBurst    int
+	MaxConnections  int      // all MQTT connections but the bridge's; 0 = no limit
+	MaxPerUser      int      // one user's MQTT connections; 0 = no limit
 	AllowedOrigins  []string // extra origins for /mqtt, beyond the page's own host
 	BridgeClientID  string   // reserved for the bridge
 
@@ -88,6 +90,7 @@ type Broker struct {
 type Stats struct {
 	AuthFailures     atomic.Int64 // connections refused for credentials
 	ClientIDRefused  atomic.Int64 // client ids held by another user
+	TooMany          atomic.Int64 // connections over a user's limit
 	ACLDenied        atomic.Int64 // publishes and wills refused by the policy
 	InvalidPublishes atomic.Int64 // publishes refused by validation
 	RateLimited      atomic.Int64 // publishes over the rate limit
@@ -117,6 +120,9 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
 	caps.MaximumClientWritesPending = int32(cfg.MaxInflight) + maxWritesPending - maxInflight
 	caps.MaximumPacketSize = uint32(packetLimit(cfg.MaxMessageBytes))
+	if cfg.MaxConnections > 0 {
+		caps.MaximumClients = int64(cfg.MaxConnections) + 2 // and the bridge's two
+	}
 	// MQTT 5 clients of the browser keep sessions across reloads; a week
 	// of absence is plenty, and bounds what a forgotten session keeps.
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600

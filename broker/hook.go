@@ -81,6 +81,11 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
 		return false
 	}
+	if lim := h.b.cfg.MaxPerUser; lim > 0 && h.presence.connections(user) >= lim && !h.resumes(cl.ID) {
+		h.b.Stats.TooMany.Add(1)
+		h.b.log.Info("mqtt connection refused: too many connections", "user", user, "limit", lim)
+		return h.refuse(cl, packets.ErrQuotaExceeded)
+	}
 	if !h.clientIDFree(cl.ID, user) {
 		h.b.Stats.ClientIDRefused.Add(1)
 		h.b.log.Info("mqtt connection refused: client id belongs to another user", "user", user, "client", cl.ID)
@@ -109,11 +114,24 @@ func (h *hook) clientIDFree(id, user string) bool {
 	return !ok || userOf(existing) == user
 }
 
+// resumes reports whether a connection with this client id is open now:
+// the new one takes it over, so it does not add to the user's count.
+func (h *hook) resumes(id string) bool {
+	existing, ok := h.b.server.Clients.Get(id)
+	return ok && !existing.Closed()
+}
+
 // refuse answers a CONNECT with code and closes the connection; mochi's
 // own CONNACK that follows finds it closed.
 func (h *hook) refuse(cl *mqtt.Client, code packets.Code) bool {
 	if _, ok := packets.V5CodesToV3[code]; !ok && cl.Properties.ProtocolVersion < 5 {
-		code = packets.Err3NotAuthorized // 3.1.1 has no other codes for these
+		// 3.1.1 has few codes: "server unavailable" for a limit, "not
+		// authorized" for the rest.
+		if code == packets.ErrQuotaExceeded {
+			code = packets.Err3ServerUnavailable
+		} else {
+			code = packets.Err3NotAuthorized
+		}
 	}
 	_ = h.b.server.SendConnack(cl, code, false, nil)
 	cl.Stop(code)

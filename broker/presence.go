@@ -80,3 +80,10 @@ func (p *presence) publish(user string, m presenceMsg) {
 		p.b.log.Warn("publish presence", "user", user, "error", err)
 	}
 }
+
+// connections returns how many connections user has now.
+func (p *presence) connections(user string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count[user]
+}

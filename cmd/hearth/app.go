@@ -72,6 +72,8 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		PublishRate:     cfg.MQTT.PublishRate,
 		PublishBurst:    cfg.MQTT.PublishBurst,
+		MaxConnections:  cfg.MQTT.MaxConnections,
+		MaxPerUser:      cfg.MQTT.MaxConnectionsPerUser,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		BridgeClientID:  cfg.Bridge.ClientID,
 	}

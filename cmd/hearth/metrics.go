@@ -22,6 +22,7 @@ func (a *App) metrics(w http.ResponseWriter, r *http.Request) {
 	put("hearth_mqtt_inflight", "gauge", "QoS 1 and 2 messages awaiting acknowledgement.", info.Inflight)
 	put("hearth_mqtt_auth_failures_total", "counter", "Connections refused for bad credentials.", bs.AuthFailures.Load())
 	put("hearth_mqtt_client_id_refused_total", "counter", "Connections refused because another user holds the client id.", bs.ClientIDRefused.Load())
+	put("hearth_mqtt_too_many_connections_total", "counter", "Connections refused over a user's connection limit.", bs.TooMany.Load())
 	put("hearth_mqtt_acl_denied_total", "counter", "Publishes refused by the access policy.", bs.ACLDenied.Load())
 	put("hearth_mqtt_invalid_publishes_total", "counter", "Publishes refused by validation.", bs.InvalidPublishes.Load())
 	put("hearth_mqtt_rate_limited_total", "counter", "Publishes refused by the per-connection rate limit.", bs.RateLimited.Load())

@@ -332,3 +332,30 @@ func TestSilentSocketsClosed(t *testing.T) {
 		t.Errorf("silent WebSocket: read returned %v, want it closed by hearth", err)
 	}
 }
+
+// TestConnectionLimits: a user's connections beyond the limit are refused
+// (MQTT 5 0x97, 3.1.1 "server unavailable"), and so are connections beyond
+// the overall limit; resuming one's own connection is not refused.
+func TestConnectionLimits(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.MQTT.MaxConnectionsPerUser = 2
+	cfg.MQTT.MaxConnections = 4
+	app := startApp(t, cfg)
+	addr := app.MQTTAddr()
+	mustDial(t, addr, "kid", connectOpts{clientID: "kid-1"})
+	mustDial(t, addr, "kid", connectOpts{clientID: "kid-2"})
+	waitFor(t, "kid counted twice", 5*time.Second, func() bool { return app.broker.Stats.TooMany.Load() == 0 })
+	if _, ca, err := dial(t, addr, "kid", connectOpts{clientID: "kid-3"}); err == nil || ca == nil || ca.ReasonCode != 0x97 {
+		t.Fatalf("third connection of kid: connack %+v err %v, want 0x97", ca, err)
+	}
+	if out, err := mosquittoPub(t, addr, "kid", password("kid"), "-t", "home/x", "-m", "x"); err == nil || !strings.Contains(strings.ToLower(out), "unavailable") {
+		t.Errorf("3.1.1 third connection: %v %q, want server unavailable", err, out)
+	}
+	// Taking over one's own open connection is a reconnect, not a third one.
+	mustDial(t, addr, "kid", connectOpts{clientID: "kid-2"})
+	mustDial(t, addr, "dad", connectOpts{})
+	mustDial(t, addr, "mum", connectOpts{})
+	if _, ca, err := dial(t, addr, "kitchen", connectOpts{}); err == nil || ca == nil || ca.ReasonCode < 0x80 {
+		t.Fatalf("fifth connection overall: connack %+v err %v, want refused", ca, err)
+	}
+}
