@@ -267,24 +267,35 @@ func msg(id, text string) string {
 // api calls the HTTP API and decodes a JSON answer into out (if not nil).
 func api(t *testing.T, app *App, method, path, token string, body any, out any) int {
 	t.Helper()
-	var rd io.Reader
+	b := ""
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		j, _ := json.Marshal(body)
+		b = string(j)
 	}
-	req, _ := http.NewRequest(method, "http://"+app.HTTPAddr()+path, rd)
+	return httpDo(t, method, "http://"+app.HTTPAddr()+path, token, b, out)
+}
+
+// httpDo sends a request with an optional bearer token and JSON body, and
+// decodes a JSON answer into out (if not nil).
+func httpDo(t *testing.T, method, url, token, body string, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, url, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+			t.Fatalf("%s %s: decode %q: %v", method, url, b, err)
 		}
 	}
 	return resp.StatusCode
