@@ -273,7 +273,7 @@ func (q *quietListener) Serve(establish listeners.EstablishFn) {
 		// that never speaks would be held forever; after the CONNECT, mochi
 		// sets its own deadline from the keepalive.
 		_ = c.SetDeadline(time.Now().Add(q.timeout))
-		if err := establish(id, c); err != nil {
+		if err := establish(id, &connackFirst{Conn: c}); err != nil {
 			q.log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr().String(), "error", err)
 		}
 		return nil

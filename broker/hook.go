@@ -25,6 +25,7 @@ type hook struct {
 	presence *presence
 	takeover *takeover
 	archive  *archiveGate
+	ids      *sharedIDs
 
 	limiters sync.Map // *mqtt.Client -> *rate.Limiter
 }
@@ -34,6 +35,7 @@ func newHook(b *Broker) *hook {
 	h.presence = newPresence(b)
 	h.takeover = newTakeover(b.server)
 	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2)
+	h.ids = newSharedIDs(b.server, h.takeover.deliver)
 	return h
 }
 
@@ -43,7 +45,8 @@ func (h *hook) Provides(e byte) bool {
 	switch e {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
-		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete:
+		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete,
+		mqtt.OnPacketRead, mqtt.OnPacketProcessed:
 		return true
 	}
 	return false
@@ -258,7 +261,17 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.presence.up(cl)
 }
 
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.ids.read(cl, pk)
+	return pk, nil
+}
+
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
+	h.ids.processed(cl, pk)
+}
+
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.ids.gone(cl)
 	h.limiters.Delete(cl)
 	h.takeover.down(cl, expire)
 	h.presence.down(cl)
