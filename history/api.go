@@ -43,6 +43,7 @@ type APIConfig struct {
 //	GET  /api/rooms
 //	GET  /api/rooms/{room}/messages
 //	POST /api/rooms/{room}/messages
+//	GET  /api/backup (admins)
 type API struct {
 	store   *Store
 	cfg     APIConfig
@@ -67,6 +68,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/rooms", a.wrap(a.authed(a.rooms)))
 	mux.Handle("GET /api/rooms/{room}/messages", a.wrap(a.authed(a.messages)))
 	mux.Handle("POST /api/rooms/{room}/messages", a.wrap(a.authed(a.post)))
+	mux.Handle("GET /api/backup", a.wrap(a.authed(a.backup)))
 	mux.Handle("OPTIONS /api/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -385,6 +387,21 @@ func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error 
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": req.ID})
+	return nil
+}
+
+// backup streams a consistent copy of the archive (a bbolt file) to an
+// admin, taken in one read transaction while writers carry on.
+func (a *API) backup(w http.ResponseWriter, r *http.Request, u hearth.User) error {
+	if u.Role != hearth.RoleAdmin {
+		return errStatus(http.StatusForbidden, "only an admin may take a backup")
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="history.db"`)
+	if _, err := a.store.WriteTo(w); err != nil {
+		// The status line is gone already: the short body tells the client.
+		a.log.Error("backup", "error", err)
+	}
 	return nil
 }
 

@@ -399,3 +399,17 @@ func pageBackward(c *bolt.Cursor, before uint64, limit int) ([]hearth.Message, b
 	}
 	return msgs, k != nil, nil
 }
+
+// Check reads the whole file and reports the first inconsistency bbolt
+// finds in it, for a backup that was just written.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drained: the checker reads the transaction until it closes the channel
+			if first == nil {
+				first = fmt.Errorf("check history: %w", err)
+			}
+		}
+		return first
+	})
+}

@@ -25,6 +25,7 @@ Usage:
   hearth serve [-config config.yaml] [-log-level info]   run the broker, archive, API and web chat
   hearth passwd                                           read a password, print its bcrypt hash
   hearth token -config FILE -user NAME [-ttl 720h]        print a token for a device or script
+  hearth backup -config FILE -o FILE                      copy the history, while hearth runs or not
 `
 
 // errUsage is returned for bad command lines; the usage is printed first.
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return passwd(args[1:], stdin, stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "backup":
+		return backup(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

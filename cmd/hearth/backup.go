@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"hearth"
+	"hearth/history"
+)
+
+// backup writes a consistent copy of the history to a file. While hearth
+// runs it asks the running server (GET /api/backup, as an admin, with a
+// short-lived token it makes from the token secret); otherwise it reads
+// the file itself. The copy is checked before it takes the output's name.
+func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("backup", stderr)
+	configPath := fs.String("config", "config.yaml", "configuration file")
+	out := fs.String("o", "", "file to write the copy to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("-o is required")
+	}
+	cfg, err := hearth.LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	part := *out + ".part"
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer os.Remove(part)
+	how, err := backupFromServer(ctx, cfg, f)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		how, err = backupFromFile(cfg, f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	s, err := history.Open(part)
+	if err != nil {
+		return fmt.Errorf("backup: the copy does not open: %w", err)
+	}
+	err = s.Check()
+	s.Close()
+	if err != nil {
+		return fmt.Errorf("backup: the copy is damaged: %w", err)
+	}
+	if err := os.Rename(part, *out); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	fmt.Fprintf(stdout, "history copied to %s (%s)\n", *out, how)
+	return nil
+}
+
+func backupFromServer(ctx context.Context, cfg hearth.Config, w io.Writer) (string, error) {
+	var admin string
+	for _, u := range cfg.Users {
+		if u.Role == hearth.RoleAdmin {
+			admin = u.Name
+			break
+		}
+	}
+	if admin == "" {
+		return "", errors.New("a backup from the running server needs an admin user in the config")
+	}
+	auth, err := newAuthenticator(cfg)
+	if err != nil {
+		return "", err
+	}
+	tok, _, err := auth.Issue(admin, 5*time.Minute)
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dialable(cfg.HTTP.Addr)+"/api/backup", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return "", fmt.Errorf("server answered %s: %s", resp.Status, b)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return "", err
+	}
+	return "from the running server", nil
+}
+
+func backupFromFile(cfg hearth.Config, w io.Writer) (string, error) {
+	s, err := history.Open(filepath.Join(cfg.DataDir, "history.db"))
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	if _, err := s.WriteTo(w); err != nil {
+		return "", err
+	}
+	return "hearth was not running", nil
+}
+
+// dialable turns a listen address into one to connect to.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
