@@ -305,3 +305,12 @@ func (b *Broker) ClientInflight(id string) (int, bool) {
 	}
 	return cl.State.Inflight.Len(), true
 }
+
+// Subscribers returns the client ids subscribed to topic.
+func (b *Broker) Subscribers(topic string) []string {
+	var ids []string
+	for id := range b.server.Topics.Subscribers(topic).Subscriptions {
+		ids = append(ids, id)
+	}
+	return ids
+}
