@@ -117,7 +117,8 @@ func backupFromFile(cfg hearth.Config, w io.Writer) (string, error) {
 	return "hearth was not running", nil
 }
 
-// dialable turns a listen address into one to connect to.
+// dialable turns a listen address into one to connect to (and to show
+// in a browser's address bar).
 func dialable(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -79,26 +79,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "hearth is running: open http://%s/ (MQTT: %s)\n", browsable(app.HTTPAddr()), orOff(app.MQTTAddr()))
+	fmt.Fprintf(stdout, "hearth is running: open http://%s/ (MQTT: %s)\n", dialable(app.HTTPAddr()), orOff(app.MQTTAddr()))
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return app.Close(sctx)
-}
-
-// browsable turns a listen address into one a browser can open.
-func browsable(addr string) string {
-	host, port, found := strings.Cut(addr, "]:")
-	if found {
-		host += "]"
-	} else if i := strings.LastIndex(addr, ":"); i >= 0 {
-		host, port = addr[:i], addr[i+1:]
-	}
-	if host == "" || host == "0.0.0.0" || host == "[::]" {
-		host = "localhost"
-	}
-	return host + ":" + port
 }
 
 func orOff(s string) string {
