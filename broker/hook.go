@@ -35,7 +35,7 @@ func newHook(b *Broker) *hook {
 	h.presence = newPresence(b)
 	h.takeover = newTakeover(b.server)
 	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2)
-	h.ids = newSharedIDs(b.server, h.takeover.deliver)
+	h.ids = newSharedIDs(b.server, h.takeover)
 	return h
 }
 

@@ -20,14 +20,15 @@ import (
 // back under the same id (the client's PUBACK for it still finds it), or,
 // if the id is taken by then, delivers the message again under a new one.
 type sharedIDs struct {
-	server  *mqtt.Server
-	resend  func(*mqtt.Client, packets.Packet) // delivers under a new id
+	server   *mqtt.Server
+	resend   func(*mqtt.Client, packets.Packet) // delivers under a new id
+	orphaned func(*mqtt.Client, packets.Packet) // passes on what reached a taken-over connection
 	mu      sync.Mutex
 	stashed map[*mqtt.Client]packets.Packet
 }
 
-func newSharedIDs(s *mqtt.Server, resend func(*mqtt.Client, packets.Packet)) *sharedIDs {
-	return &sharedIDs{server: s, resend: resend, stashed: map[*mqtt.Client]packets.Packet{}}
+func newSharedIDs(s *mqtt.Server, t *takeover) *sharedIDs {
+	return &sharedIDs{server: s, resend: t.deliver, orphaned: t.queued, stashed: map[*mqtt.Client]packets.Packet{}}
 }
 
 // read runs before mochi handles a packet from cl (OnPacketRead).
@@ -67,6 +68,8 @@ func (g *sharedIDs) processed(cl *mqtt.Client, pk packets.Packet) {
 		if cl.State.Inflight.Set(held) {
 			atomic.AddInt64(&g.server.Info.Inflight, 1)
 		}
+		// Taken over meanwhile: the new connection's copy missed it.
+		g.orphaned(cl, held)
 		return
 	}
 	g.resend(cl, held) // a QoS 2 publish keeps its id for a while
