@@ -256,8 +256,9 @@ func reasons(sa *paho.Suback) []byte {
 }
 
 // received turns a delivery into an archive item. It runs on paho's
-// delivery goroutine; when the archive falls behind it blocks there, and
-// the broker's flow control holds further deliveries.
+// delivery goroutine; when the archive falls behind it blocks there, TCP
+// holds further deliveries, and the embedded broker holds publishers while
+// the bridge's unacknowledged messages pile up (broker/backpressure.go).
 func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
 	t := hearth.ParseTopic(p.Topic)

@@ -32,10 +32,10 @@ const (
 // Queue sizes. A QoS 1 message for a subscriber takes an inflight slot
 // until it is acknowledged, and sits in the subscriber's outbound queue
 // until it is written. mochi drops a QoS 1 message when either is full, so
-// the outbound queue is larger than the inflight limit: QoS 1 deliveries
-// can then never overflow it, and the rest leaves room for QoS 0 traffic
-// (typing, presence). Memory per connection is bounded by the inflight
-// limit times the message size limit.
+// the outbound queue is larger than the inflight limit, leaving room for
+// QoS 0 traffic (typing, presence); a subscriber that stops reading while
+// much QoS 0 traffic comes can still fill it. Memory per session is
+// bounded by the inflight limit times the message size limit.
 const (
 	maxInflight      = 8192
 	maxWritesPending = maxInflight + 2048 // for the default maxInflight
@@ -284,9 +284,9 @@ func (q *quietListener) Serve(establish listeners.EstablishFn) {
 func codeOf(err error) packets.Code {
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return packets.ErrPacketTooLarge
+		return packets.ErrQuotaExceeded // 0x95 is not a PUBACK reason code
 	case errors.Is(err, errRetained):
-		return packets.ErrRetainNotSupported
+		return packets.ErrImplementationSpecificError // neither is 0x9A
 	case errors.Is(err, ErrNotAllowed):
 		return packets.ErrNotAuthorized
 	}

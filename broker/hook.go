@@ -173,7 +173,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !h.allow(cl) {
 		h.b.Stats.RateLimited.Add(1)
 		h.b.log.Debug("mqtt publish over the rate limit", "user", userOf(cl), "client", cl.ID)
-		return pk, h.reject(cl, pk, packets.ErrMessageRateTooHigh)
+		return pk, h.refusePublish(cl, pk, packets.ErrMessageRateTooHigh)
 	}
 	kind, err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain)
 	if err != nil {
@@ -184,13 +184,27 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait) {
 		h.b.Stats.ArchiveBusy.Add(1)
 		h.b.log.Warn("archive behind: publish refused", "user", userOf(cl), "client", cl.ID)
-		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
-			cl.Stop(packets.ErrServerBusy)
-			return pk, packets.ErrRejectPacket
-		}
-		return pk, h.reject(cl, pk, packets.ErrQuotaExceeded)
+		return pk, h.refusePublish(cl, pk, packets.ErrQuotaExceeded)
+	}
+	if kind == hearth.TopicMessage {
+		// A chat message is for the archive too: a publisher's message
+		// expiry must not let mochi drop it from the bridge's queue.
+		pk.Properties.MessageExpiryInterval = 0
+		pk.Expiry = 0
 	}
 	return pk, nil
+}
+
+// refusePublish refuses a publish for a passing reason (rate, archive
+// busy) so that it is sent again: an MQTT 5 client at QoS 1 gets code; an
+// MQTT 3.1.1 one at QoS 1 is disconnected without a PUBACK, so it re-sends
+// after reconnecting; QoS 0 is dropped.
+func (h *hook) refusePublish(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
+		cl.Stop(code)
+		return packets.ErrRejectPacket
+	}
+	return h.reject(cl, pk, code)
 }
 
 func (h *hook) reject(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {

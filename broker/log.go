@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
 // mochiLog wraps the handler given to mochi. mochi logs every publish a
@@ -21,6 +23,7 @@ var quieted = map[string]bool{
 	"client store quota reached":         false, // kept: it means a message was lost
 	"":                                   true,  // listeners' connection errors
 	"failed to publish retained message": true,
+	mqtt.ErrMinimumKeepalive.Error():     true, // logged before login, with the client's id
 }
 
 func (h mochiLog) Enabled(ctx context.Context, l slog.Level) bool {

@@ -23,8 +23,8 @@ type sharedIDs struct {
 	server   *mqtt.Server
 	resend   func(*mqtt.Client, packets.Packet) // delivers under a new id
 	orphaned func(*mqtt.Client, packets.Packet) // passes on what reached a taken-over connection
-	mu      sync.Mutex
-	stashed map[*mqtt.Client]packets.Packet
+	mu       sync.Mutex
+	stashed  map[*mqtt.Client]packets.Packet
 }
 
 func newSharedIDs(s *mqtt.Server, t *takeover) *sharedIDs {

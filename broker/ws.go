@@ -102,8 +102,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), c: c}
-	_ = conn.SetDeadline(time.Now().Add(l.timeout)) // until the CONNECT; mochi sets its own then
-	if err := establish(l.id, &connackFirst{Conn: conn}); err != nil {
+	if err := establish(l.id, conn); err != nil { // quietListener adds the CONNECT deadline and connackFirst
 		l.log.Debug("mqtt websocket connection ended", "remote", r.RemoteAddr, "error", err)
 	}
 	conn.Close()

@@ -1,7 +1,6 @@
 package history
 
 import (
-	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -86,9 +85,9 @@ func evictIdlest(m map[string]*bucket) {
 	n := len(m)/10 + 1
 	for range n {
 		var oldK string
-		oldT := time.Unix(math.MaxInt32, 0)
+		var oldT time.Time
 		for k, b := range m {
-			if b.last.Before(oldT) {
+			if oldK == "" || b.last.Before(oldT) {
 				oldK, oldT = k, b.last
 			}
 		}

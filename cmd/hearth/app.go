@@ -190,7 +190,7 @@ func (a *App) Ready() bool {
 func (a *App) Close(ctx context.Context) error {
 	a.closeOnce.Do(func() {
 		var errs []error
-		if a.http != nil {
+		if a.httpDone != nil {
 			if err := a.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 				a.http.Close()

@@ -106,7 +106,11 @@ func backupFromServer(ctx context.Context, cfg hearth.Config, w io.Writer) (stri
 }
 
 func backupFromFile(cfg hearth.Config, w io.Writer) (string, error) {
-	s, err := history.Open(filepath.Join(cfg.DataDir, "history.db"))
+	path := filepath.Join(cfg.DataDir, "history.db")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("hearth is not running, and there is no history to copy: %w", err)
+	}
+	s, err := history.Open(path)
 	if err != nil {
 		return "", err
 	}
