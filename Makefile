@@ -3,7 +3,7 @@ GO  ?= go
 BIN := bin/hearth
 WEB := webclient
 
-.PHONY: run build web test vet fuzz clean
+.PHONY: run build web test vet fuzz soak clean
 
 run: build
 	./$(BIN) serve -config config.yaml
@@ -29,6 +29,11 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name ($$pkg)"; \
 		$(GO) test -run XXX -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
+# Long or not yet reliable stress tests, run repeatedly.
+SOAKCOUNT ?= 25
+soak: web
+	$(GO) test -race -tags soak -count=$(SOAKCOUNT) -run 'TestPublishingSubscriber' ./cmd/hearth
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(WEB)/node_modules/*'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

@@ -296,6 +296,7 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 }
 
 func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	h.ids.acked(cl, pk)
 	if cl.ID == h.b.cfg.BridgeClientID {
 		h.archive.acked()
 	}

@@ -52,7 +52,27 @@ func (g *sharedIDs) gone(cl *mqtt.Client) {
 	g.mu.Unlock()
 }
 
-// processed runs after mochi handled a packet from cl (OnPacketProcessed).
+// acked runs when mochi has answered a QoS 1 publish from cl and dropped
+// the id's record (OnQosComplete with the PUBACK it sent): the earliest
+// moment to put the delivery back, before a delivery to cl can be given
+// the same id.
+func (g *sharedIDs) acked(cl *mqtt.Client, ack packets.Packet) {
+	if ack.FixedHeader.Type != packets.Puback {
+		return
+	}
+	g.mu.Lock()
+	held, ok := g.stashed[cl]
+	if ok && held.PacketID == ack.PacketID {
+		delete(g.stashed, cl)
+	}
+	g.mu.Unlock()
+	if ok && held.PacketID == ack.PacketID {
+		g.putBack(cl, held)
+	}
+}
+
+// processed runs after mochi handled a packet from cl (OnPacketProcessed),
+// for publishes that were refused before an acknowledgement.
 func (g *sharedIDs) processed(cl *mqtt.Client, pk packets.Packet) {
 	if pk.FixedHeader.Type != packets.Publish {
 		return
@@ -61,9 +81,12 @@ func (g *sharedIDs) processed(cl *mqtt.Client, pk packets.Packet) {
 	held, ok := g.stashed[cl]
 	delete(g.stashed, cl)
 	g.mu.Unlock()
-	if !ok {
-		return
+	if ok {
+		g.putBack(cl, held)
 	}
+}
+
+func (g *sharedIDs) putBack(cl *mqtt.Client, held packets.Packet) {
 	if _, taken := cl.State.Inflight.Get(held.PacketID); !taken {
 		if cl.State.Inflight.Set(held) {
 			atomic.AddInt64(&g.server.Info.Inflight, 1)
