@@ -193,17 +193,18 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return errStatus(http.StatusBadRequest, "username and password are required")
 	}
-	if d := a.logins.wait(req.Username, r); d > 0 {
+	try, d := a.logins.begin(req.Username, r)
+	if try == nil {
 		secs := int(math.Ceil(d.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return errStatus(http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d s", secs))
 	}
 	u, err := a.cfg.Auth.CheckPassword(req.Username, req.Password)
 	if err != nil {
-		a.logins.failed(req.Username, r)
 		a.log.Debug("login refused", "user", req.Username, "remote", r.RemoteAddr)
 		return err
 	}
+	try.succeeded()
 	return a.issue(w, u)
 }
 

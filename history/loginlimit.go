@@ -38,24 +38,37 @@ func newLoginLimiter() *loginLimiter {
 	return &loginLimiter{users: map[string]*bucket{}, ips: map[string]*bucket{}, now: time.Now}
 }
 
-// wait returns how long the caller must wait before trying user from
-// r's address again; 0 means now.
-func (l *loginLimiter) wait(user string, r *http.Request) time.Duration {
+// begin starts a login attempt for user from r's address. It returns
+// how long the caller must wait first (and a nil attempt), or the attempt,
+// which takes a failure from both buckets at once, so that attempts made
+// in parallel count before their passwords are checked. A successful
+// attempt gives its failures back.
+func (l *loginLimiter) begin(user string, r *http.Request) (*attempt, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	d := max(l.get(l.users, user, userFailEvery, userFailBurst, now).delay(now),
-		l.get(l.ips, clientIP(r), ipFailEvery, ipFailBurst, now).delay(now))
-	return d
+	ub := l.get(l.users, user, userFailEvery, userFailBurst, now)
+	ib := l.get(l.ips, clientIP(r), ipFailEvery, ipFailBurst, now)
+	if d := max(ub.delay(now), ib.delay(now)); d > 0 {
+		return nil, d
+	}
+	return &attempt{l: l, res: []*rate.Reservation{ub.lim.ReserveN(now, 1), ib.lim.ReserveN(now, 1)}}, 0
 }
 
-// failed records a failed attempt.
-func (l *loginLimiter) failed(user string, r *http.Request) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	l.get(l.users, user, userFailEvery, userFailBurst, now).lim.AllowN(now, 1)
-	l.get(l.ips, clientIP(r), ipFailEvery, ipFailBurst, now).lim.AllowN(now, 1)
+// attempt is a login attempt in progress.
+type attempt struct {
+	l   *loginLimiter
+	res []*rate.Reservation
+}
+
+// succeeded gives the attempt's failures back: the password was right.
+func (a *attempt) succeeded() {
+	a.l.mu.Lock()
+	defer a.l.mu.Unlock()
+	now := a.l.now()
+	for _, r := range a.res {
+		r.CancelAt(now)
+	}
 }
 
 func (l *loginLimiter) get(m map[string]*bucket, key string, every time.Duration, burst int, now time.Time) *bucket {

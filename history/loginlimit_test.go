@@ -1,6 +1,7 @@
 package history
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -15,31 +16,51 @@ func TestLoginLimiter(t *testing.T) {
 	other := httptest.NewRequest("POST", "/api/login", nil)
 	other.RemoteAddr = "192.0.2.2:5555"
 
-	for i := range userFailBurst {
-		if d := l.wait("kid", req); d != 0 {
-			t.Fatalf("attempt %d: wait %s, want 0", i+1, d)
+	wait := func(user string, r *http.Request) time.Duration {
+		a, d := l.begin(user, r)
+		if a != nil {
+			a.succeeded() // only looking
 		}
-		l.failed("kid", req)
+		return d
 	}
-	if d := l.wait("kid", req); d <= 0 || d > userFailEvery {
+	fail := func(user string, r *http.Request) {
+		if a, d := l.begin(user, r); a == nil {
+			t.Fatalf("%s: refused for %s before failing", user, d)
+		}
+	}
+	for range userFailBurst {
+		fail("kid", req)
+	}
+	if d := wait("kid", req); d <= 0 || d > userFailEvery {
 		t.Fatalf("after %d failures: wait %s, want (0, %s]", userFailBurst, d, userFailEvery)
 	}
-	if d := l.wait("kid", other); d == 0 {
+	if d := wait("kid", other); d == 0 {
 		t.Fatal("another address may guess kid's password at full speed")
 	}
-	if d := l.wait("dad", req); d != 0 {
+	if d := wait("dad", req); d != 0 {
 		t.Fatalf("dad is held up by kid's failures: %s", d)
 	}
 	now = now.Add(userFailEvery)
-	if d := l.wait("kid", req); d != 0 {
+	if d := wait("kid", req); d != 0 {
 		t.Fatalf("after waiting: %s, want 0", d)
+	}
+
+	// Attempts in flight count at once: five begun, none finished.
+	for range userFailBurst - 1 {
+		fail("mum", req)
+	}
+	if a, _ := l.begin("mum", req); a == nil {
+		t.Fatal("the fifth attempt refused")
+	}
+	if a, _ := l.begin("mum", req); a != nil {
+		t.Fatal("a sixth attempt in parallel was let through")
 	}
 
 	// One address trying many names is slowed down too.
 	for i := range ipFailBurst {
-		l.failed(string(rune('a'+i%26))+"x", other)
+		l.begin(string(rune('a'+i%26))+"x", other)
 	}
-	if d := l.wait("zed", other); d == 0 {
+	if d := wait("zed", other); d == 0 {
 		t.Fatal("an address with many failures is not slowed down")
 	}
 }
@@ -48,7 +69,7 @@ func TestLoginLimiterBounded(t *testing.T) {
 	l := newLoginLimiter()
 	req := httptest.NewRequest("POST", "/api/login", nil)
 	for i := range limiterKeep + 500 {
-		l.failed(string(rune(i))+"-user", req)
+		l.begin(string(rune(i))+"-user", req)
 	}
 	if n := len(l.users); n > limiterKeep {
 		t.Fatalf("%d user names remembered, want at most %d", n, limiterKeep)
