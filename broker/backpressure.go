@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -30,19 +31,35 @@ type archiveGate struct {
 	clientID string
 	high     int
 
+	// subscribed is set once the embedded bridge has subscribed; until
+	// then chat messages would reach no archive, so they wait. It stays
+	// false, and is not waited for, when the bridge archives from an
+	// external broker.
+	local      bool
+	subscribed atomic.Bool
+
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced on every acknowledgement
 }
 
-func newArchiveGate(s *mqtt.Server, clientID string, high int) *archiveGate {
-	return &archiveGate{server: s, clientID: clientID, high: high, wake: make(chan struct{})}
+func newArchiveGate(s *mqtt.Server, clientID string, high int, local bool) *archiveGate {
+	return &archiveGate{server: s, clientID: clientID, high: high, local: local, wake: make(chan struct{})}
 }
 
-// behind reports whether the bridge's session holds high or more
-// unacknowledged messages.
+// behind reports whether the embedded bridge has not subscribed yet, or
+// its session holds high or more unacknowledged messages.
 func (g *archiveGate) behind() bool {
+	if g.local && !g.subscribed.Load() {
+		return true
+	}
 	cl, ok := g.server.Clients.Get(g.clientID)
 	return ok && cl.State.Inflight.Len() >= g.high
+}
+
+// bridgeSubscribed is called when the bridge's subscription is in place.
+func (g *archiveGate) bridgeSubscribed() {
+	g.subscribed.Store(true)
+	g.acked()
 }
 
 // wait holds the caller while the archive is behind, for at most max. It

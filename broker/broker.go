@@ -54,6 +54,7 @@ type Config struct {
 	MaxPerUser      int      // one user's MQTT connections; 0 = no limit
 	AllowedOrigins  []string // extra origins for /mqtt, beyond the page's own host
 	BridgeClientID  string   // reserved for the bridge
+	EmbeddedBridge  bool     // the bridge archives from this broker: hold chat messages until it has subscribed
 
 	// MaxInflight is mochi's limit of unacknowledged QoS 1 messages per
 	// client (default maxInflight); the archive gate holds publishers at

@@ -34,7 +34,7 @@ func newHook(b *Broker) *hook {
 	h := &hook{b: b}
 	h.presence = newPresence(b)
 	h.takeover = newTakeover(b.server)
-	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2)
+	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2, b.cfg.EmbeddedBridge)
 	h.ids = newSharedIDs(b.server, h.takeover)
 	return h
 }
@@ -46,7 +46,7 @@ func (h *hook) Provides(e byte) bool {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
 		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete,
-		mqtt.OnPacketRead, mqtt.OnPacketProcessed:
+		mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnSubscribed:
 		return true
 	}
 	return false
@@ -273,6 +273,14 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.takeover.up(cl)
 	h.presence.up(cl)
+}
+
+// OnSubscribed notes when the embedded bridge's subscription is in place
+// (on the internal listener, which only the bridge can use).
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	if cl.Net.Listener == listenerInternal && len(reasonCodes) > 0 && reasonCodes[0] < 0x80 {
+		h.archive.bridgeSubscribed()
+	}
 }
 
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {

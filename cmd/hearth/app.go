@@ -76,6 +76,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		MaxPerUser:      cfg.MQTT.MaxConnectionsPerUser,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		BridgeClientID:  cfg.Bridge.ClientID,
+		EmbeddedBridge:  cfg.Bridge.BrokerURL == "",
 	}
 	for _, f := range tune {
 		f(&bc)
