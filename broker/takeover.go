@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -39,7 +40,14 @@ func (t *takeover) queued(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	t.mu.Lock()
-	t.orphans[cl.ID] = append(t.orphans[cl.ID], pk)
+	// A message set on the old connection and then cleared from it is
+	// reported twice (OnQosPublish, then OnQosDropped): keep it once.
+	dup := slices.ContainsFunc(t.orphans[cl.ID], func(o packets.Packet) bool {
+		return o.PacketID == pk.PacketID && samePublish(o, pk)
+	})
+	if !dup {
+		t.orphans[cl.ID] = append(t.orphans[cl.ID], pk)
+	}
 	t.mu.Unlock()
 	t.flushCurrent(cl.ID)
 }
