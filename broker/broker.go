@@ -232,11 +232,16 @@ func (b *Broker) BridgeEndpoint() (url, username string, password []byte) {
 
 // Publish publishes a chat message or typing event on behalf of user, as
 // the HTTP API does: the same access rules, validation and archive
-// backpressure as an MQTT publish, with the same errors (ErrNotAllowed,
+// backpressure as an MQTT publish, and the publish rate per user (as for
+// one connection), with the same errors (ErrNotAllowed, ErrRateLimited,
 // ErrBusy, or one wrapping hearth.ErrBadPayload or ErrTooLarge).
 func (b *Broker) Publish(user, topic string, payload []byte) error {
 	if !b.policy.CanPublish(user, topic) {
 		return ErrNotAllowed
+	}
+	if !b.hook.allowUser(user) {
+		b.Stats.RateLimited.Add(1)
+		return ErrRateLimited
 	}
 	kind, err := b.hook.validate(topic, payload, false)
 	if err != nil {
@@ -254,9 +259,10 @@ func (b *Broker) Publish(user, topic string, payload []byte) error {
 
 // Errors of Publish.
 var (
-	ErrNotAllowed = errors.New("not allowed")
-	ErrTooLarge   = errors.New("message too large")
-	ErrBusy       = errors.New("the archive is behind: try again shortly")
+	ErrNotAllowed  = errors.New("not allowed")
+	ErrTooLarge    = errors.New("message too large")
+	ErrBusy        = errors.New("the archive is behind: try again shortly")
+	ErrRateLimited = errors.New("too many messages: slow down")
 )
 
 // quietListener logs refused and failed connections at debug level (mochi

@@ -28,6 +28,7 @@ type hook struct {
 	ids      *sharedIDs
 
 	limiters sync.Map // *mqtt.Client -> *rate.Limiter
+	userLims sync.Map // user -> *rate.Limiter, for publishes over HTTP (configured users only)
 }
 
 func newHook(b *Broker) *hook {
@@ -212,6 +213,18 @@ func (h *hook) reject(cl *mqtt.Client, pk packets.Packet, code packets.Code) err
 		return code
 	}
 	return packets.CodeSuccessIgnore
+}
+
+// allowUser takes a token from the bucket of user's HTTP publishes.
+func (h *hook) allowUser(user string) bool {
+	if h.b.cfg.PublishRate <= 0 {
+		return true
+	}
+	l, ok := h.userLims.Load(user)
+	if !ok {
+		l, _ = h.userLims.LoadOrStore(user, rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst))
+	}
+	return l.(*rate.Limiter).Allow()
 }
 
 // allow takes a token from the client's bucket.

@@ -28,12 +28,13 @@ type APIConfig struct {
 	Auth      *hearth.Authenticator
 	Policy    *hearth.Policy
 	Publisher Publisher
-	// IsNotAllowed, IsTooLarge and IsBusy classify the Publisher's errors
-	// (403, 413 and 503 with Retry-After); any other error of it is a 500.
-	IsNotAllowed, IsTooLarge, IsBusy func(error) bool
-	TokenTTL                         time.Duration
-	MaxMessageBytes                  int
-	AllowedOrigins                   []string // cross-origin callers allowed (CORS)
+	// IsNotAllowed, IsTooLarge, IsRateLimited and IsBusy classify the
+	// Publisher's errors (403, 413, 429 and 503, the last two with
+	// Retry-After); any other error of it is a 500.
+	IsNotAllowed, IsTooLarge, IsRateLimited, IsBusy func(error) bool
+	TokenTTL                                        time.Duration
+	MaxMessageBytes                                 int
+	AllowedOrigins                                  []string // cross-origin callers allowed (CORS)
 }
 
 // API serves history and login over HTTP as JSON. Routes:
@@ -381,6 +382,9 @@ func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error 
 			return errStatus(http.StatusRequestEntityTooLarge, err.Error())
 		case a.cfg.IsNotAllowed != nil && a.cfg.IsNotAllowed(err):
 			return errStatus(http.StatusForbidden, err.Error())
+		case a.cfg.IsRateLimited != nil && a.cfg.IsRateLimited(err):
+			w.Header().Set("Retry-After", "1")
+			return errStatus(http.StatusTooManyRequests, err.Error())
 		case a.cfg.IsBusy != nil && a.cfg.IsBusy(err):
 			w.Header().Set("Retry-After", "5")
 			return errStatus(http.StatusServiceUnavailable, err.Error())

@@ -109,6 +109,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		IsNotAllowed:    func(err error) bool { return errors.Is(err, broker.ErrNotAllowed) },
 		IsTooLarge:      func(err error) bool { return errors.Is(err, broker.ErrTooLarge) },
 		IsBusy:          func(err error) bool { return errors.Is(err, broker.ErrBusy) },
+		IsRateLimited:   func(err error) bool { return errors.Is(err, broker.ErrRateLimited) },
 		TokenTTL:        cfg.Auth.TokenTTL.D(),
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,

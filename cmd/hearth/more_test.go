@@ -188,6 +188,15 @@ func TestPublishRateLimit(t *testing.T) {
 	if n := app.broker.Stats.RateLimited.Load(); n != 2 {
 		t.Errorf("rate limited counted %d, want 2", n)
 	}
+	// Over HTTP the same rate holds per user: 429 with Retry-After.
+	tok := login(t, app, "dad")
+	var statuses []int
+	for i := range 5 {
+		statuses = append(statuses, api(t, app, "POST", "/api/rooms/family/messages", tok, map[string]string{"id": fmt.Sprint("h", i), "text": "hi"}, nil))
+	}
+	if !slices.Equal(statuses, []int{202, 202, 202, 429, 429}) {
+		t.Errorf("HTTP posts: %v, want three 202 then 429", statuses)
+	}
 }
 
 // TestReadyz: /readyz is 503 while the bridge is not subscribed.
