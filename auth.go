@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -29,6 +30,9 @@ type Authenticator struct {
 	// dummy is compared against for unknown users, so that they take as
 	// long as known ones.
 	dummy []byte
+	// bcrypt limits how many password checks run at once: each costs tens
+	// of milliseconds of CPU, and a flood of them must not starve the rest.
+	bcrypt chan struct{}
 }
 
 // NewAuthenticator returns an Authenticator for users, signing tokens with
@@ -37,7 +41,7 @@ func NewAuthenticator(users []User, secret []byte) (*Authenticator, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("token secret: want at least 32 bytes")
 	}
-	a := &Authenticator{users: map[string]User{}, secret: secret, now: time.Now}
+	a := &Authenticator{users: map[string]User{}, secret: secret, now: time.Now, bcrypt: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
 	for _, u := range users {
 		a.users[u.Name] = u
 	}
@@ -62,6 +66,8 @@ func hashVersion(hash string) string {
 
 // CheckPassword verifies a user's password against its bcrypt hash.
 func (a *Authenticator) CheckPassword(name, password string) (User, error) {
+	a.bcrypt <- struct{}{}
+	defer func() { <-a.bcrypt }()
 	u, ok := a.users[name]
 	if !ok {
 		_ = bcrypt.CompareHashAndPassword(a.dummy, []byte(password))

@@ -50,11 +50,12 @@ type Config struct {
 	MaxMessageBytes int     // largest payload accepted
 	PublishRate     float64 // messages per second per connection; 0 = no limit
 	PublishBurst    int
-	MaxConnections  int      // all MQTT connections but the bridge's; 0 = no limit
-	MaxPerUser      int      // one user's MQTT connections; 0 = no limit
-	AllowedOrigins  []string // extra origins for /mqtt, beyond the page's own host
-	BridgeClientID  string   // reserved for the bridge
-	EmbeddedBridge  bool     // the bridge archives from this broker: hold chat messages until it has subscribed
+	MaxConnections  int                  // all MQTT connections but the bridge's; 0 = no limit
+	MaxPerUser      int                  // one user's MQTT connections; 0 = no limit
+	AllowedOrigins  []string             // extra origins for /mqtt, beyond the page's own host
+	BridgeClientID  string               // reserved for the bridge
+	EmbeddedBridge  bool                 // the bridge archives from this broker: hold chat messages until it has subscribed
+	Logins          *hearth.LoginLimiter // failed logins, shared with the HTTP API; nil: the broker keeps its own
 
 	// MaxInflight is mochi's limit of unacknowledged QoS 1 messages per
 	// client (default maxInflight); the archive gate holds publishers at
@@ -109,6 +110,9 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	}
 	if cfg.MaxInflight <= 0 || cfg.MaxInflight > maxInflight {
 		cfg.MaxInflight = maxInflight
+	}
+	if cfg.Logins == nil {
+		cfg.Logins = hearth.NewLoginLimiter()
 	}
 	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log}
 	secret := make([]byte, 32)

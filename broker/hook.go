@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 
@@ -80,7 +81,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.log.Debug("mqtt connection refused: no user", "remote", cl.Net.Remote)
 		return false
 	}
-	if _, err := h.b.auth.Login(user, string(pk.Connect.Password)); err != nil {
+	try, wait := h.b.cfg.Logins.Begin(user, hostOf(cl.Net.Remote))
+	if try == nil {
+		h.b.Stats.AuthFailures.Add(1)
+		h.b.log.Debug("mqtt connection refused: too many failed logins", "user", user, "remote", cl.Net.Remote, "retry_in", wait)
+		return h.refuse(cl, packets.ErrConnectionRateExceeded)
+	}
+	_, err := h.b.auth.Login(user, string(pk.Connect.Password))
+	try.Done(err == nil)
+	if err != nil {
 		h.b.Stats.AuthFailures.Add(1)
 		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
 		return false
@@ -118,6 +127,15 @@ func (h *hook) clientIDFree(id, user string) bool {
 	return !ok || userOf(existing) == user
 }
 
+// hostOf is the host part of a remote address.
+func hostOf(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
+}
+
 // resumes reports whether a connection with this client id is open now:
 // the new one takes it over, so it does not add to the user's count.
 func (h *hook) resumes(id string) bool {
@@ -131,7 +149,7 @@ func (h *hook) refuse(cl *mqtt.Client, code packets.Code) bool {
 	if _, ok := packets.V5CodesToV3[code]; !ok && cl.Properties.ProtocolVersion < 5 {
 		// 3.1.1 has few codes: "server unavailable" for a limit, "not
 		// authorized" for the rest.
-		if code == packets.ErrQuotaExceeded {
+		if code == packets.ErrQuotaExceeded || code == packets.ErrConnectionRateExceeded {
 			code = packets.Err3ServerUnavailable
 		} else {
 			code = packets.Err3NotAuthorized

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type APIConfig struct {
 	TokenTTL                                        time.Duration
 	MaxMessageBytes                                 int
 	AllowedOrigins                                  []string // cross-origin callers allowed (CORS)
+	// Logins limits failed logins; share it with the broker so that MQTT
+	// and HTTP count together. nil: the API keeps its own.
+	Logins *hearth.LoginLimiter
 }
 
 // API serves history and login over HTTP as JSON. Routes:
@@ -50,12 +54,15 @@ type API struct {
 	cfg     APIConfig
 	log     *slog.Logger
 	origins map[string]bool
-	logins  *loginLimiter
+	logins  *hearth.LoginLimiter
 }
 
 // NewAPI returns the API over store.
 func NewAPI(store *Store, cfg APIConfig, log *slog.Logger) *API {
-	a := &API{store: store, cfg: cfg, log: log, origins: map[string]bool{}, logins: newLoginLimiter()}
+	a := &API{store: store, cfg: cfg, log: log, origins: map[string]bool{}, logins: cfg.Logins}
+	if a.logins == nil {
+		a.logins = hearth.NewLoginLimiter()
+	}
 	for _, o := range cfg.AllowedOrigins {
 		a.origins[strings.TrimSuffix(o, "/")] = true
 	}
@@ -194,18 +201,18 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return errStatus(http.StatusBadRequest, "username and password are required")
 	}
-	try, d := a.logins.begin(req.Username, r)
+	try, d := a.logins.Begin(req.Username, clientIP(r))
 	if try == nil {
 		secs := int(math.Ceil(d.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return errStatus(http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d s", secs))
 	}
 	u, err := a.cfg.Auth.CheckPassword(req.Username, req.Password)
+	try.Done(err == nil)
 	if err != nil {
 		a.log.Debug("login refused", "user", req.Username, "remote", r.RemoteAddr)
 		return err
 	}
-	try.succeeded()
 	return a.issue(w, u)
 }
 
@@ -416,4 +423,14 @@ func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%012x%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// clientIP is the address the request came from. hearth does not trust
+// X-Forwarded-For: behind a proxy, every client shares its address.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -58,6 +58,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		return nil, err
 	}
 	policy := hearth.NewPolicy(&cfg)
+	logins := hearth.NewLoginLimiter() // MQTT and HTTP count failed logins together
 
 	a.store, err = history.Open(filepath.Join(cfg.DataDir, "history.db"))
 	if err != nil {
@@ -77,6 +78,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		BridgeClientID:  cfg.Bridge.ClientID,
 		EmbeddedBridge:  cfg.Bridge.BrokerURL == "",
+		Logins:          logins,
 	}
 	for _, f := range tune {
 		f(&bc)
@@ -113,6 +115,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		TokenTTL:        cfg.Auth.TokenTTL.D(),
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
+		Logins:          logins,
 	}, log.With("component", "api"))
 
 	mux := http.NewServeMux()

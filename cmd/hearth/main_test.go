@@ -215,7 +215,7 @@ func TestAuthRefusals(t *testing.T) {
 	// Password guessing over HTTP is slowed down: 429 with Retry-After.
 	codes := []int{}
 	for range 6 {
-		codes = append(codes, api(t, app, "POST", "/api/login", "", map[string]string{"username": "dad", "password": "guess"}, nil))
+		codes = append(codes, api(t, app, "POST", "/api/login", "", map[string]string{"username": "mum", "password": "guess"}, nil))
 	}
 	if !slices.Equal(codes, []int{401, 401, 401, 401, 401, 429}) {
 		t.Errorf("wrong passwords: statuses %v, want five 401 then 429", codes)
@@ -360,4 +360,23 @@ func TestHTTPPostAndRoutes(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, code, want)
 		}
 	}
+}
+
+// TestMQTTPasswordGuessingLimited: wrong passwords over MQTT count with the
+// HTTP login's: after five, CONNECT is refused with 0x9F, even with the
+// right password, and the HTTP login answers 429.
+func TestMQTTPasswordGuessingLimited(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	for i := range 5 {
+		if _, ca, err := dial(t, app.MQTTAddr(), "dad", connectOpts{password: "guess", recvBuffer: 1}); err == nil || ca.ReasonCode != 0x86 {
+			t.Fatalf("guess %d: connack %+v, want 0x86", i+1, ca)
+		}
+	}
+	if _, ca, err := dial(t, app.MQTTAddr(), "dad", connectOpts{}); err == nil || ca.ReasonCode != 0x9F {
+		t.Fatalf("after five guesses: connack %+v err %v, want 0x9F", ca, err)
+	}
+	if code := api(t, app, "POST", "/api/login", "", map[string]string{"username": "dad", "password": password("dad")}, nil); code != 429 {
+		t.Fatalf("HTTP login after five MQTT guesses: %d, want 429", code)
+	}
+	mustDial(t, app.MQTTAddr(), "kid", connectOpts{}) // another user is not held up
 }
