@@ -167,7 +167,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 			return nil, fmt.Errorf("broker: listen mqtt.tls.addr %s: %w", cfg.TLSAddr, err)
 		}
 	}
-	b.ws = newWSListener(listenerWS, cfg.AllowedOrigins, int64(packetLimit(cfg.MaxMessageBytes)), b.cfg.ConnectTimeout, log)
+	b.ws = newWSListener(listenerWS, cfg.AllowedOrigins, int64(packetLimit(cfg.MaxMessageBytes)), log)
 	if _, err := b.addListener(b.ws); err != nil {
 		b.server.Close()
 		return nil, fmt.Errorf("broker: websocket listener: %w", err)

@@ -234,25 +234,20 @@ func (h *hook) reject(cl *mqtt.Client, pk packets.Packet, code packets.Code) err
 }
 
 // allowUser takes a token from the bucket of user's HTTP publishes.
-func (h *hook) allowUser(user string) bool {
-	if h.b.cfg.PublishRate <= 0 {
-		return true
-	}
-	l, ok := h.userLims.Load(user)
-	if !ok {
-		l, _ = h.userLims.LoadOrStore(user, rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst))
-	}
-	return l.(*rate.Limiter).Allow()
-}
+func (h *hook) allowUser(user string) bool { return h.take(&h.userLims, user) }
 
 // allow takes a token from the client's bucket.
-func (h *hook) allow(cl *mqtt.Client) bool {
+func (h *hook) allow(cl *mqtt.Client) bool { return h.take(&h.limiters, cl) }
+
+// take takes a token from the publish-rate bucket stored under key in m,
+// making the bucket on first use.
+func (h *hook) take(m *sync.Map, key any) bool {
 	if h.b.cfg.PublishRate <= 0 {
 		return true
 	}
-	l, ok := h.limiters.Load(cl)
+	l, ok := m.Load(key)
 	if !ok {
-		l, _ = h.limiters.LoadOrStore(cl, rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst))
+		l, _ = m.LoadOrStore(key, rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst))
 	}
 	return l.(*rate.Limiter).Allow()
 }

@@ -22,7 +22,6 @@ type wsListener struct {
 	id        string
 	origins   map[string]bool
 	readLimit int64
-	timeout   time.Duration // for the CONNECT
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
 
@@ -31,8 +30,8 @@ type wsListener struct {
 	closed    bool
 }
 
-func newWSListener(id string, allowedOrigins []string, readLimit int64, timeout time.Duration, log *slog.Logger) *wsListener {
-	l := &wsListener{id: id, origins: map[string]bool{}, readLimit: readLimit, timeout: timeout, log: log}
+func newWSListener(id string, allowedOrigins []string, readLimit int64, log *slog.Logger) *wsListener {
+	l := &wsListener{id: id, origins: map[string]bool{}, readLimit: readLimit, log: log}
 	for _, o := range allowedOrigins {
 		l.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}
