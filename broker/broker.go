@@ -62,6 +62,10 @@ type Config struct {
 	// half of it. Tests lower it to reach the limit quickly.
 	MaxInflight int
 
+	// SessionFile is the bbolt file that keeps persistent sessions across
+	// restarts; "" keeps them in memory only.
+	SessionFile string
+
 	// ConnectTimeout is how long a new connection may take to send its
 	// CONNECT (default 10 s).
 	ConnectTimeout time.Duration
@@ -101,7 +105,7 @@ type Stats struct {
 
 // New builds a broker and binds its listeners, so that a port in use is an
 // error here. Nothing is served until Start.
-func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slog.Logger) (*Broker, error) {
+func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slog.Logger) (_ *Broker, err error) {
 	if cfg.MaxMessageBytes <= 0 {
 		return nil, errors.New("broker: max message bytes must be positive")
 	}
@@ -138,11 +142,26 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 		Logger:       slog.New(mochiLog{log.Handler()}).With("source", "mochi"),
 	})
 	b.hook = newHook(b)
+	defer func() {
+		if err != nil {
+			b.server.Close()
+			b.closeSessions()
+		}
+	}()
+	if cfg.SessionFile != "" {
+		if b.hook.sessions, err = openSessions(cfg.SessionFile, b.server, log); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		st := &b.hook.stored
+		st.clients, st.subs, st.inflight, st.retained, err = b.hook.sessions.load(caps.MaximumSessionExpiryInterval, b.hook.stamps)
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
 	if err := b.server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
 
-	var err error
 	b.internal, err = b.addListener(listeners.NewTCP(listeners.Config{ID: listenerInternal, Address: "127.0.0.1:0"}))
 	if err != nil {
 		return nil, fmt.Errorf("broker: internal listener: %w", err)
@@ -150,26 +169,22 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	if cfg.MQTTAddr != "" {
 		b.tcp, err = b.addListener(listeners.NewTCP(listeners.Config{ID: listenerTCP, Address: cfg.MQTTAddr}))
 		if err != nil {
-			b.server.Close()
 			return nil, fmt.Errorf("broker: listen mqtt.addr %s: %w", cfg.MQTTAddr, err)
 		}
 	}
 	if cfg.TLSAddr != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
-			b.server.Close()
 			return nil, fmt.Errorf("broker: mqtt.tls: %w", err)
 		}
 		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		b.tlsl, err = b.addListener(listeners.NewTCP(listeners.Config{ID: listenerTLS, Address: cfg.TLSAddr, TLSConfig: tc}))
 		if err != nil {
-			b.server.Close()
 			return nil, fmt.Errorf("broker: listen mqtt.tls.addr %s: %w", cfg.TLSAddr, err)
 		}
 	}
 	b.ws = newWSListener(listenerWS, cfg.AllowedOrigins, int64(packetLimit(cfg.MaxMessageBytes)), log)
 	if _, err := b.addListener(b.ws); err != nil {
-		b.server.Close()
 		return nil, fmt.Errorf("broker: websocket listener: %w", err)
 	}
 	return b, nil
@@ -193,6 +208,13 @@ func (b *Broker) Start() error {
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
+	// mochi does not count the queued messages it restored.
+	var queued int64
+	for _, cl := range b.server.Clients.GetAll() {
+		queued += int64(cl.State.Inflight.Len())
+	}
+	atomic.StoreInt64(&b.server.Info.Inflight, queued)
+	b.hook.stored = storedState{}
 	b.hook.presence.publishAllOffline()
 	b.started.Store(true)
 	return nil
@@ -207,8 +229,26 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.started.Store(false)
 		b.server.Close()
+		b.closeSessions()
 	})
 	return nil
+}
+
+func (b *Broker) closeSessions() {
+	if s := b.hook.sessions; s != nil {
+		if err := s.Close(); err != nil {
+			b.log.Error("close session store", "error", err)
+		}
+	}
+}
+
+// SessionWritesPending returns how many changes to persistent sessions
+// wait to be committed to the session file.
+func (b *Broker) SessionWritesPending() int {
+	if s := b.hook.sessions; s != nil {
+		return s.Pending()
+	}
+	return 0
 }
 
 // MQTTAddr is the bound address of the MQTT over TCP listener, or "".

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/time/rate"
 
@@ -27,6 +28,9 @@ type hook struct {
 	takeover *takeover
 	archive  *archiveGate
 	ids      *sharedIDs
+	stamps   *stamps
+	sessions *sessions // nil: sessions are kept in memory only
+	stored   storedState
 
 	limiters sync.Map // *mqtt.Client -> *rate.Limiter
 	userLims sync.Map // user -> *rate.Limiter, for publishes over HTTP (configured users only)
@@ -35,10 +39,27 @@ type hook struct {
 func newHook(b *Broker) *hook {
 	h := &hook{b: b}
 	h.presence = newPresence(b)
-	h.takeover = newTakeover(b.server)
+	h.stamps = newStamps()
+	h.takeover = newTakeover(b.server, h.queueChanged)
 	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2, b.cfg.EmbeddedBridge)
 	h.ids = newSharedIDs(b.server, h.takeover)
 	return h
+}
+
+// storedState is what the session file held at start, for mochi to load.
+type storedState struct {
+	clients  []storage.Client
+	subs     []storage.Subscription
+	inflight []storage.Message
+	retained []storage.Message
+}
+
+// queueChanged keeps the stored copy of the message queued for cl under
+// packet id in step with the broker's (a no-op without a session file).
+func (h *hook) queueChanged(cl *mqtt.Client, id uint16) {
+	if h.sessions != nil {
+		h.sessions.inflight(cl, id)
+	}
 }
 
 func (h *hook) ID() string { return "hearth" }
@@ -50,6 +71,9 @@ func (h *hook) Provides(e byte) bool {
 		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete,
 		mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnSubscribed:
 		return true
+	case mqtt.OnUnsubscribed, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
+		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages, mqtt.StoredRetainedMessages:
+		return h.sessions != nil
 	}
 	return false
 }
@@ -186,6 +210,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // for QoS 0 and MQTT 3.1.1 the message would still be delivered, so those
 // get CodeSuccessIgnore, which acknowledges and drops it.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	pk.Created = h.stamps.next() // see stamps
 	if cl.Net.Inline || cl.Net.Listener == listenerInternal {
 		return pk, nil
 	}
@@ -289,14 +314,23 @@ func validateTyping(b []byte) error {
 
 // OnPacketEncode tells MQTT 5 clients the largest packet hearth accepts,
 // which mochi leaves out of the CONNACK.
+// On the CONNACK of a resumed session, before mochi resends its queue, it
+// also puts the queue in order (see stamps).
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == 0 {
 		pk.Properties.MaximumPacketSize = uint32(packetLimit(h.b.cfg.MaxMessageBytes))
+		if pk.SessionPresent {
+			h.takeover.settle(cl)
+			h.stamps.renumber(cl)
+		}
 	}
 	return pk
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if h.sessions != nil && !cl.Net.Inline {
+		h.sessions.established(cl)
+	}
 	h.takeover.up(cl)
 	h.presence.up(cl)
 }
@@ -307,7 +341,20 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 	if cl.Net.Listener == listenerInternal && len(reasonCodes) > 0 && reasonCodes[0] < 0x80 {
 		h.archive.bridgeSubscribed()
 	}
+	if h.sessions != nil {
+		h.sessions.subscriptions(cl, pk.Filters)
+	}
 }
+
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	h.sessions.subscriptions(cl, pk.Filters)
+}
+
+func (h *hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
+	h.sessions.retained(pk.TopicName)
+}
+
+func (h *hook) OnRetainedExpired(topic string) { h.sessions.retained(topic) }
 
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	h.ids.read(cl, pk)
@@ -323,28 +370,50 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.limiters.Delete(cl)
 	h.takeover.down(cl, expire)
 	h.presence.down(cl)
+	if h.sessions != nil {
+		h.sessions.disconnected(cl, expire)
+	}
 }
 
 func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
 	h.takeover.queued(cl, pk)
+	h.queueChanged(cl, pk.PacketID)
 }
 
+// OnQosComplete runs for an acknowledgement from cl, and also when mochi
+// has acknowledged a publish from cl: the guard for #545 may then put a
+// delivery back under that id, which queueChanged finds.
 func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	h.ids.acked(cl, pk)
 	if cl.ID == h.b.cfg.BridgeClientID {
 		h.archive.acked()
 	}
+	h.queueChanged(cl, pk.PacketID)
 }
 
 func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.takeover.queued(cl, pk)
+	h.queueChanged(cl, pk.PacketID)
 }
 
 // OnClientExpired removes the subscriptions of an expired session, which
-// mochi leaves in its topic index.
+// mochi leaves in its topic index, and the stored session.
 func (h *hook) OnClientExpired(cl *mqtt.Client) {
 	for filter := range cl.State.Subscriptions.GetAll() {
 		h.b.server.Topics.Unsubscribe(filter, cl.ID)
 		cl.State.Subscriptions.Delete(filter)
 	}
+	if h.sessions != nil {
+		h.sessions.expired(cl.ID)
+	}
 }
+
+// The stored sessions, for mochi to load at start.
+
+func (h *hook) StoredClients() ([]storage.Client, error) { return h.stored.clients, nil }
+
+func (h *hook) StoredSubscriptions() ([]storage.Subscription, error) { return h.stored.subs, nil }
+
+func (h *hook) StoredInflightMessages() ([]storage.Message, error) { return h.stored.inflight, nil }
+
+func (h *hook) StoredRetainedMessages() ([]storage.Message, error) { return h.stored.retained, nil }

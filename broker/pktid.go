@@ -23,12 +23,13 @@ type sharedIDs struct {
 	server   *mqtt.Server
 	resend   func(*mqtt.Client, packets.Packet) // delivers under a new id
 	orphaned func(*mqtt.Client, packets.Packet) // passes on what reached a taken-over connection
+	changed  func(*mqtt.Client, uint16)         // the message queued under an id was set or removed
 	mu       sync.Mutex
 	stashed  map[*mqtt.Client]packets.Packet
 }
 
 func newSharedIDs(s *mqtt.Server, t *takeover) *sharedIDs {
-	return &sharedIDs{server: s, resend: t.deliver, orphaned: t.queued, stashed: map[*mqtt.Client]packets.Packet{}}
+	return &sharedIDs{server: s, resend: t.deliver, orphaned: t.queued, changed: t.changed, stashed: map[*mqtt.Client]packets.Packet{}}
 }
 
 // read runs before mochi handles a packet from cl (OnPacketRead).
@@ -91,6 +92,7 @@ func (g *sharedIDs) putBack(cl *mqtt.Client, held packets.Packet) {
 		if cl.State.Inflight.Set(held) {
 			atomic.AddInt64(&g.server.Info.Inflight, 1)
 		}
+		g.changed(cl, held.PacketID)
 		// Taken over meanwhile: the new connection's copy missed it.
 		g.orphaned(cl, held)
 		return

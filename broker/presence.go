@@ -30,12 +30,21 @@ type presenceMsg struct {
 	LastSeen    int64 `json:"last_seen"`
 }
 
+// publishAllOffline runs at start. A user's last_seen is kept from the
+// presence restored from the session file, if any.
 func (p *presence) publishAllOffline() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, u := range p.b.policy.Users() {
 		if p.count[u] == 0 {
-			p.publish(u, presenceMsg{})
+			var m presenceMsg
+			if pk, ok := p.b.server.Topics.Retained.Get(hearth.PresenceTopic(u)); ok {
+				var old presenceMsg
+				if json.Unmarshal(pk.Payload, &old) == nil {
+					m.LastSeen = old.LastSeen
+				}
+			}
+			p.publish(u, m)
 		}
 	}
 }

@@ -22,15 +22,16 @@ import (
 // (mochi marks it before cloning) and delivers it to the session's new
 // connection once that is established, unless the clone already holds it.
 type takeover struct {
-	server *mqtt.Server
+	server  *mqtt.Server
+	changed func(*mqtt.Client, uint16) // the message queued under an id was set or removed
 
 	mu      sync.Mutex
 	orphans map[string][]packets.Packet // by client id
 	ready   map[*mqtt.Client]bool       // connections whose session is established
 }
 
-func newTakeover(s *mqtt.Server) *takeover {
-	return &takeover{server: s, orphans: map[string][]packets.Packet{}, ready: map[*mqtt.Client]bool{}}
+func newTakeover(s *mqtt.Server, changed func(*mqtt.Client, uint16)) *takeover {
+	return &takeover{server: s, changed: changed, orphans: map[string][]packets.Packet{}, ready: map[*mqtt.Client]bool{}}
 }
 
 // queued is called for each QoS 1 or 2 message put in a connection's
@@ -50,6 +51,27 @@ func (t *takeover) queued(cl *mqtt.Client, pk packets.Packet) {
 	}
 	t.mu.Unlock()
 	t.flushCurrent(cl.ID)
+}
+
+// settle drops the orphans that cl, which resumes its session, holds
+// already in the queue cloned from its predecessor (mochi reports them as
+// the predecessor's queue is cleared). It runs before the session's queue
+// is renumbered for the resend, while the clone and the orphans still
+// carry the same stamps; orphans that come later are new messages.
+func (t *takeover) settle(cl *mqtt.Client) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var kept []packets.Packet
+	for _, pk := range t.orphans[cl.ID] {
+		if held, ok := cl.State.Inflight.Get(pk.PacketID); !ok || !samePublish(held, pk) {
+			kept = append(kept, pk)
+		}
+	}
+	if len(kept) == 0 {
+		delete(t.orphans, cl.ID)
+		return
+	}
+	t.orphans[cl.ID] = kept
 }
 
 // up is called when a connection's session is established.
@@ -119,6 +141,7 @@ func (t *takeover) deliver(cl *mqtt.Client, pk packets.Packet) {
 		atomic.AddInt64(&t.server.Info.Inflight, 1)
 		cl.State.Inflight.DecreaseSendQuota()
 	}
+	t.changed(cl, out.PacketID)
 	if cl.IsTakenOver() {
 		t.queued(cl, out)
 		return

@@ -75,6 +75,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		PublishBurst:    cfg.MQTT.PublishBurst,
 		MaxConnections:  cfg.MQTT.MaxConnections,
 		MaxPerUser:      cfg.MQTT.MaxConnectionsPerUser,
+		SessionFile:     filepath.Join(cfg.DataDir, "sessions.db"),
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		BridgeClientID:  cfg.Bridge.ClientID,
 		EmbeddedBridge:  cfg.Bridge.BrokerURL == "",

@@ -38,6 +38,35 @@ type server struct {
 	cmd        *exec.Cmd
 }
 
+// startServer builds hearth and starts it as a separate process on the
+// test users, with the room family (everyone a member, kitchen a reader)
+// and no publish rate limit. It is killed when the test ends.
+func startServer(t *testing.T) *server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hearth")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	s := &server{t: t, bin: bin, cfg: filepath.Join(dir, "config.yaml"), http: freePort(t), mqtt: freePort(t)}
+	var y strings.Builder
+	fmt.Fprintf(&y, "data_dir: %q\nhttp: {addr: %q}\nmqtt: {addr: %q, publish_rate: 0}\nusers:\n", cfg.DataDir, s.http, s.mqtt)
+	for _, u := range cfg.Users {
+		fmt.Fprintf(&y, "  - {name: %s, role: %s, password_hash: %q}\n", u.Name, u.Role, u.PasswordHash)
+	}
+	y.WriteString("rooms:\n  - {name: family, members: [\"*\"], readers: [kitchen]}\n")
+	if err := os.WriteFile(s.cfg, []byte(y.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
 func (s *server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.bin, "serve", "-config", s.cfg, "-log-level", "warn")
@@ -70,27 +99,7 @@ func (s *server) kill() {
 // history holds every message exactly once, and the sender has a receipt
 // for each.
 func TestNothingLostAcrossKills(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "hearth")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cfg := testConfig(t, filepath.Join(dir, "data"))
-	s := &server{t: t, bin: bin, cfg: filepath.Join(dir, "config.yaml"), http: freePort(t), mqtt: freePort(t)}
-	var y strings.Builder
-	fmt.Fprintf(&y, "data_dir: %q\nhttp: {addr: %q}\nmqtt: {addr: %q, publish_rate: 0}\nusers:\n", cfg.DataDir, s.http, s.mqtt)
-	for _, u := range cfg.Users {
-		fmt.Fprintf(&y, "  - {name: %s, role: %s, password_hash: %q}\n", u.Name, u.Role, u.PasswordHash)
-	}
-	y.WriteString("rooms:\n  - {name: family, members: [\"*\"]}\n")
-	if err := os.WriteFile(s.cfg, []byte(y.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.start()
-	t.Cleanup(s.kill)
+	s := startServer(t)
 
 	const n = 3000
 	o := newOutbox(n)

@@ -27,6 +27,7 @@ func (a *App) metrics(w http.ResponseWriter, r *http.Request) {
 	put("hearth_mqtt_invalid_publishes_total", "counter", "Publishes refused by validation.", bs.InvalidPublishes.Load())
 	put("hearth_mqtt_rate_limited_total", "counter", "Publishes refused by the per-connection rate limit.", bs.RateLimited.Load())
 	put("hearth_mqtt_archive_busy_total", "counter", "Publishes refused because the archive stayed behind.", bs.ArchiveBusy.Load())
+	put("hearth_session_writes_pending", "gauge", "Changes to persistent sessions not yet committed to sessions.db.", int64(a.broker.SessionWritesPending()))
 	st := &a.bridge.Stats
 	put("hearth_archive_messages_total", "counter", "Messages archived.", st.Archived.Load())
 	put("hearth_archive_duplicates_total", "counter", "Deliveries already archived (receipt sent again).", st.Duplicates.Load())

@@ -1,0 +1,495 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/packets"
+	bolt "go.etcd.io/bbolt"
+)
+
+// sessions keeps the persistent sessions (MQTT 5 with a session expiry,
+// MQTT 3.1.1 without clean session) in a bbolt file of their own: the
+// client, its subscriptions, its queued QoS 1 messages with their packet
+// ids and order stamps, and the retained messages. mochi reads it back at
+// start (its Stored* hooks).
+//
+// mochi's own bolt hook is not used: it stores no packet id, so a restored
+// queue comes back as one message with id 0 and the client can never
+// resume, and it deletes a resumed session's queue on every takeover.
+//
+// Writes go through one queue, committed by one goroutine in batches, so
+// a burst costs one fsync per batch and not one per message. Each record
+// is written as the broker holds it when its event is queued (read under
+// mu, so the last write queued for a record is the newest state). A
+// record is committed a few milliseconds after the event; Pending says
+// how many writes wait. A crash loses at most the writes not yet
+// committed.
+type sessions struct {
+	db     *bolt.DB
+	server *mqtt.Server
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	cond      *sync.Cond // on mu: wakes the writer, waiters for commits, and writers held by a full queue
+	ops       []sessionOp
+	queued    uint64 // writes queued so far
+	committed uint64 // writes committed so far
+	closing   bool
+	done      chan struct{}
+}
+
+// maxPendingWrites bounds the queue: past it, events wait for the disk.
+const maxPendingWrites = 1 << 16
+
+var (
+	bucketClients  = []byte("clients")
+	bucketSubs     = []byte("subscriptions")
+	bucketInflight = []byte("inflight")
+	bucketRetained = []byte("retained")
+	sessionBuckets = [][]byte{bucketClients, bucketSubs, bucketInflight, bucketRetained}
+)
+
+type sessionOp struct {
+	bucket []byte
+	key    []byte
+	val    any  // a record to encode as JSON; nil deletes key
+	client bool // delete the client under key with all its records
+}
+
+// clientRecord is a stored session.
+type clientRecord struct {
+	storage.Client
+	Disconnected int64 `json:"disconnected,omitempty"` // unix seconds; 0 while connected
+}
+
+// openSessions opens (or creates) the session file at path.
+func openSessions(path string, server *mqtt.Server, log *slog.Logger) (*sessions, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open sessions %s: locked by another process", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open sessions %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range sessionBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return dropStrays(tx)
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sessions %s: %w", path, err)
+	}
+	s := &sessions{db: db, server: server, log: log, done: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
+	go s.run()
+	return s, nil
+}
+
+// clientKey is the key prefix of everything stored for a client id.
+func clientKey(id string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(id))), id...)
+}
+
+func subKey(id, filter string) []byte { return append(clientKey(id), filter...) }
+
+func inflightKey(id string, packetID uint16) []byte {
+	return binary.BigEndian.AppendUint16(clientKey(id), packetID)
+}
+
+// clientOf returns the client id a subscription or inflight key starts with.
+func clientOf(key []byte) (string, bool) {
+	n, w := binary.Uvarint(key)
+	if w <= 0 || uint64(len(key)-w) < n {
+		return "", false
+	}
+	return string(key[w : w+int(n)]), true
+}
+
+// dropStrays deletes subscriptions and queued messages whose client is
+// not stored: a crash can come between their writes and the client's.
+func dropStrays(tx *bolt.Tx) error {
+	clients := tx.Bucket(bucketClients)
+	for _, name := range [][]byte{bucketSubs, bucketInflight} {
+		b := tx.Bucket(name)
+		var stray [][]byte
+		err := b.ForEach(func(k, _ []byte) error {
+			id, ok := clientOf(k)
+			if !ok || clients.Get(clientKey(id)) == nil {
+				stray = append(stray, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stray {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// persistent reports whether cl's session outlives its connection.
+func persistent(cl *mqtt.Client) bool {
+	if cl.Net.Inline {
+		return false
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval > 0
+	}
+	return !cl.Properties.Clean
+}
+
+// current reports whether cl holds its session now. A connection that has
+// been taken over no longer does: its successor has the session (mochi
+// still reports the old one's queue being cleared).
+func (s *sessions) current(cl *mqtt.Client) bool {
+	if cl.IsTakenOver() {
+		return false
+	}
+	cur, ok := s.server.Clients.Get(cl.ID)
+	return ok && cur == cl
+}
+
+// enqueue adds writes to the queue; mu is held.
+func (s *sessions) enqueue(ops ...sessionOp) {
+	for len(s.ops) >= maxPendingWrites && !s.closing {
+		s.cond.Wait()
+	}
+	if s.closing {
+		return
+	}
+	s.ops = append(s.ops, ops...)
+	s.queued += uint64(len(ops))
+	s.cond.Broadcast()
+}
+
+// established stores a persistent session as connected, and forgets any
+// stored session under the id of a connection that is not persistent.
+func (s *sessions) established(cl *mqtt.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !persistent(cl) {
+		s.enqueue(sessionOp{key: clientKey(cl.ID), client: true})
+		return
+	}
+	s.enqueue(sessionOp{bucket: bucketClients, key: clientKey(cl.ID), val: recordOf(cl, 0)})
+}
+
+// disconnected stores when a persistent session lost its connection, or
+// forgets a session that ends with it. Restored sessions (no connection)
+// and connections taken over are left alone.
+func (s *sessions) disconnected(cl *mqtt.Client, expire bool) {
+	if cl.Net.Conn == nil || cl.Net.Inline || cl.IsTakenOver() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case expire:
+		s.enqueue(sessionOp{key: clientKey(cl.ID), client: true})
+	case persistent(cl):
+		s.enqueue(sessionOp{bucket: bucketClients, key: clientKey(cl.ID), val: recordOf(cl, time.Now().Unix())})
+	}
+}
+
+// expired forgets a session that mochi expired.
+func (s *sessions) expired(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.enqueue(sessionOp{key: clientKey(id), client: true})
+}
+
+// subscriptions stores or deletes cl's subscriptions to filters, as cl
+// holds them now.
+func (s *sessions) subscriptions(cl *mqtt.Client, filters packets.Subscriptions) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !persistent(cl) || !s.current(cl) {
+		return
+	}
+	for _, f := range filters {
+		op := sessionOp{bucket: bucketSubs, key: subKey(cl.ID, f.Filter)}
+		if sub, ok := cl.State.Subscriptions.Get(f.Filter); ok {
+			op.val = storage.Subscription{
+				Client:            cl.ID,
+				Filter:            sub.Filter,
+				Identifier:        sub.Identifier,
+				RetainHandling:    sub.RetainHandling,
+				Qos:               sub.Qos,
+				RetainAsPublished: sub.RetainAsPublished,
+				NoLocal:           sub.NoLocal,
+			}
+		}
+		s.enqueue(op)
+	}
+}
+
+// inflight stores or deletes the message queued for cl under packet id,
+// as cl holds it now.
+func (s *sessions) inflight(cl *mqtt.Client, id uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !persistent(cl) || !s.current(cl) {
+		return
+	}
+	op := sessionOp{bucket: bucketInflight, key: inflightKey(cl.ID, id)}
+	if pk, ok := cl.State.Inflight.Get(id); ok && pk.FixedHeader.Type == packets.Publish {
+		op.val = messageOf(pk, cl.ID)
+	}
+	s.enqueue(op)
+}
+
+// retained stores or deletes the retained message of topic, as the broker
+// holds it now.
+func (s *sessions) retained(topic string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op := sessionOp{bucket: bucketRetained, key: []byte(topic)}
+	if pk, ok := s.server.Topics.Retained.Get(topic); ok {
+		op.val = messageOf(pk, "")
+	}
+	s.enqueue(op)
+}
+
+func recordOf(cl *mqtt.Client, disconnected int64) clientRecord {
+	p := cl.Properties.Props
+	return clientRecord{
+		Client: storage.Client{
+			ID:              cl.ID,
+			Remote:          cl.Net.Remote,
+			Listener:        cl.Net.Listener,
+			Username:        cl.Properties.Username,
+			Clean:           cl.Properties.Clean,
+			ProtocolVersion: cl.Properties.ProtocolVersion,
+			Properties: storage.ClientProperties{
+				SessionExpiryInterval:     p.SessionExpiryInterval,
+				SessionExpiryIntervalFlag: p.SessionExpiryIntervalFlag,
+				ReceiveMaximum:            p.ReceiveMaximum,
+				TopicAliasMaximum:         p.TopicAliasMaximum,
+				MaximumPacketSize:         p.MaximumPacketSize,
+				RequestProblemInfo:        p.RequestProblemInfo,
+				RequestProblemInfoFlag:    p.RequestProblemInfoFlag,
+				RequestResponseInfo:       p.RequestResponseInfo,
+				User:                      p.User,
+			},
+			// The will is not kept: it belongs to a connection, and a
+			// restart ends none that a will would report.
+		},
+		Disconnected: disconnected,
+	}
+}
+
+func messageOf(pk packets.Packet, client string) storage.Message {
+	return storage.Message{
+		Client:      client,
+		Origin:      pk.Origin,
+		TopicName:   pk.TopicName,
+		Payload:     pk.Payload,
+		FixedHeader: pk.FixedHeader,
+		PacketID:    pk.PacketID,
+		Created:     pk.Created,
+		Properties: storage.MessageProperties{
+			PayloadFormat:          pk.Properties.PayloadFormat,
+			PayloadFormatFlag:      pk.Properties.PayloadFormatFlag,
+			MessageExpiryInterval:  pk.Properties.MessageExpiryInterval,
+			ContentType:            pk.Properties.ContentType,
+			ResponseTopic:          pk.Properties.ResponseTopic,
+			CorrelationData:        pk.Properties.CorrelationData,
+			SubscriptionIdentifier: pk.Properties.SubscriptionIdentifier,
+			User:                   pk.Properties.User,
+		},
+	}
+}
+
+// run commits the queue in batches until Close.
+func (s *sessions) run() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		for len(s.ops) == 0 && !s.closing {
+			s.cond.Wait()
+		}
+		if len(s.ops) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		ops, upto := s.ops, s.queued
+		s.ops = nil
+		s.mu.Unlock()
+
+		for {
+			err := s.db.Update(func(tx *bolt.Tx) error { return apply(tx, ops) })
+			if err == nil {
+				break
+			}
+			// The disk is full or failing: keep the writes and try again;
+			// once the queue is full, the broker waits with it.
+			s.log.Error("session store: write failed; retrying", "writes", len(ops), "error", err)
+			time.Sleep(time.Second)
+		}
+
+		s.mu.Lock()
+		s.committed = upto
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+func apply(tx *bolt.Tx, ops []sessionOp) error {
+	for _, op := range ops {
+		if op.client {
+			if err := deleteClient(tx, op.key); err != nil {
+				return err
+			}
+			continue
+		}
+		b := tx.Bucket(op.bucket)
+		if op.val == nil {
+			if err := b.Delete(op.key); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := json.Marshal(op.val)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(op.key, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteClient deletes a client and everything stored under its key.
+func deleteClient(tx *bolt.Tx, key []byte) error {
+	if err := tx.Bucket(bucketClients).Delete(key); err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketSubs, bucketInflight} {
+		b := tx.Bucket(name)
+		var keys [][]byte
+		c := b.Cursor()
+		for k, _ := c.Seek(key); k != nil && bytes.HasPrefix(k, key); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Pending returns how many writes wait to be committed.
+func (s *sessions) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.queued - s.committed)
+}
+
+// Flush waits until every write queued before the call is committed.
+func (s *sessions) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	upto := s.queued
+	for s.committed < upto && !s.closing {
+		s.cond.Wait()
+	}
+}
+
+// Close commits what is queued and closes the file.
+func (s *sessions) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	<-s.done
+	return s.db.Close()
+}
+
+// load reads the stored sessions for mochi: clients whose session has not
+// expired, and the subscriptions and queued messages of those.
+func (s *sessions) load(maxExpiry uint32, st *stamps) (clients []storage.Client, subs []storage.Subscription, inflight, retained []storage.Message, err error) {
+	now := time.Now().Unix()
+	var gone [][]byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		live := map[string]bool{}
+		err := eachRecord(tx.Bucket(bucketClients), "client", func(r clientRecord) {
+			expiry := maxExpiry
+			if r.ProtocolVersion == 5 && r.Properties.SessionExpiryIntervalFlag {
+				expiry = min(r.Properties.SessionExpiryInterval, maxExpiry)
+			}
+			if r.Disconnected > 0 && r.Disconnected+int64(expiry) < now {
+				gone = append(gone, clientKey(r.ID))
+				return
+			}
+			live[r.ID] = true
+			clients = append(clients, r.Client)
+		})
+		if err != nil {
+			return err
+		}
+		err = eachRecord(tx.Bucket(bucketSubs), "subscription", func(sub storage.Subscription) {
+			if live[sub.Client] {
+				subs = append(subs, sub)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		err = eachRecord(tx.Bucket(bucketInflight), "queued message", func(m storage.Message) {
+			st.seen(m.Created)
+			if live[m.Client] {
+				inflight = append(inflight, m)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return eachRecord(tx.Bucket(bucketRetained), "retained message", func(m storage.Message) {
+			st.seen(m.Created)
+			retained = append(retained, m)
+		})
+	})
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("read sessions: %w", err)
+	}
+	if len(gone) > 0 {
+		s.mu.Lock()
+		for _, k := range gone {
+			s.enqueue(sessionOp{key: k, client: true})
+		}
+		s.mu.Unlock()
+	}
+	return clients, subs, inflight, retained, nil
+}
+
+// eachRecord decodes every record of b and passes it to visit.
+func eachRecord[T any](b *bolt.Bucket, what string, visit func(T)) error {
+	return b.ForEach(func(k, v []byte) error {
+		var r T
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("%s %q: %w", what, k, err)
+		}
+		visit(r)
+		return nil
+	})
+}
