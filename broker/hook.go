@@ -357,8 +357,44 @@ func (h *hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 func (h *hook) OnRetainedExpired(topic string) { h.sessions.retained(topic) }
 
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if err := h.badTopic(cl, pk); err != nil {
+		return pk, err
+	}
 	h.ids.read(cl, pk)
 	return pk, nil
+}
+
+// badTopic answers a publish on a topic no client may publish on ($SYS
+// and other "$" topics, or one with wildcards). mochi drops such a
+// publish without a word, so a QoS 1 publisher would wait for its PUBACK
+// forever. An MQTT 5 client gets 0x87 (for "$") or 0x90; an MQTT 3.1.1
+// client, which has no such code, is disconnected as mochi does when the
+// ACL refuses its publish (a plain close would have it reconnect and
+// send the publish again, forever).
+func (h *hook) badTopic(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline || mqtt.IsValidFilter(pk.TopicName, true) ||
+		(pk.TopicName == "" && pk.Properties.TopicAlias > 0) {
+		return nil
+	}
+	code := packets.ErrTopicNameInvalid
+	if strings.HasPrefix(pk.TopicName, "$") {
+		code = packets.ErrNotAuthorized
+		h.b.Stats.ACLDenied.Add(1)
+	} else {
+		h.b.Stats.InvalidPublishes.Add(1)
+	}
+	h.b.log.Debug("mqtt publish refused: topic", "user", userOf(cl), "client", cl.ID, "topic", pk.TopicName)
+	if pk.FixedHeader.Qos == 0 {
+		return nil // mochi drops it
+	}
+	if cl.Properties.ProtocolVersion < 5 {
+		return h.b.server.DisconnectClient(cl, code)
+	}
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ReasonCode: code.Code}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+	}
+	return cl.WritePacket(ack)
 }
 
 func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {

@@ -351,7 +351,9 @@ func mosquittoPub(t *testing.T, addr, user, pw string, args ...string) (string, 
 	bin := needTool(t, "mosquitto_pub", "mosquitto-clients")
 	h, p := hostPort(t, addr)
 	all := append([]string{"-h", h, "-p", p, "-u", user, "-P", pw, "-V", "mqttv311"}, args...)
-	out, err := exec.Command(bin, all...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, all...).CombinedOutput()
 	return string(out), err
 }
 

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"hearth"
+)
+
+// The ACL matrix: every role (admin mum, member dad, member kid who is not
+// in the parents' room, device kitchen that reads family, and the bridge
+// identity), every kind of topic, publish, subscribe and delivery, own
+// name and someone else's, each with its exact outcome; and every HTTP
+// route for every role. The rooms are testConfig's: family (every member;
+// kitchen reads it) and parents (mum and dad).
+
+// aclSubjects in the column order of the tables below.
+var aclSubjects = []string{"mum", "dad", "kid", "kitchen", "bridge"}
+
+// aclNames gives each subject's own name and another user's name for
+// {me} and {other} in the tables. The bridge has no name of its own.
+var aclNames = map[string][2]string{
+	"mum": {"mum", "dad"}, "dad": {"dad", "mum"}, "kid": {"kid", "mum"},
+	"kitchen": {"kitchen", "mum"}, "bridge": {"kid", "mum"},
+}
+
+func aclTopic(tpl, subject string) string {
+	n := aclNames[subject]
+	return strings.NewReplacer("{me}", n[0], "{other}", n[1]).Replace(tpl)
+}
+
+// aclDial connects a subject over MQTT 5; the bridge identity comes in on
+// the internal listener with this run's secret.
+func aclDial(t *testing.T, app *App, subject string) *client {
+	t.Helper()
+	if subject == "bridge" {
+		url, user, pw := app.broker.BridgeEndpoint()
+		return mustDial(t, strings.TrimPrefix(url, "mqtt://"), user, connectOpts{password: string(pw), clientID: "acl-bridge"})
+	}
+	return mustDial(t, app.MQTTAddr(), subject, connectOpts{})
+}
+
+// aclPayload is a valid payload for the kind of topic, so that only the
+// policy decides.
+func aclPayload(topic string) string {
+	switch hearth.ParseTopic(topic).Kind {
+	case hearth.TopicMessage:
+		return msg(fmt.Sprintf("acl-%d", time.Now().UnixNano()), "matrix")
+	case hearth.TopicTyping:
+		return `{"typing":true}`
+	case hearth.TopicReceipts:
+		return `{"id":"x","room":"family","seq":1,"at":"2026-01-01T00:00:00Z"}`
+	}
+	return "on"
+}
+
+// Y and N mark an outcome in the tables: allowed or refused.
+const (
+	Y = true
+	N = false
+)
+
+func TestACLMatrixPublish(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	table := []struct {
+		topic string
+		want  [5]bool // mum, dad, kid, kitchen, bridge
+	}{
+		{"rooms/family/messages/{me}", [5]bool{Y, Y, Y, N, N}},
+		{"rooms/family/messages/{other}", [5]bool{N, N, N, N, N}},
+		{"rooms/parents/messages/{me}", [5]bool{Y, Y, N, N, N}},
+		{"rooms/parents/messages/{other}", [5]bool{N, N, N, N, N}},
+		{"rooms/nosuch/messages/{me}", [5]bool{N, N, N, N, N}},
+		{"rooms/family/typing/{me}", [5]bool{Y, Y, Y, N, N}},
+		{"rooms/family/typing/{other}", [5]bool{N, N, N, N, N}},
+		{"rooms/parents/typing/{me}", [5]bool{Y, Y, N, N, N}},
+		{"presence/{me}", [5]bool{N, N, N, N, N}},
+		{"presence/{other}", [5]bool{N, N, N, N, N}},
+		{"users/{me}/receipts", [5]bool{N, N, N, N, Y}},
+		{"users/{other}/receipts", [5]bool{N, N, N, N, Y}},
+		{"$SYS/broker/uptime", [5]bool{N, N, N, N, N}},
+		{"home/lights", [5]bool{Y, N, N, N, N}},
+		{"rooms", [5]bool{N, N, N, N, N}},
+	}
+	cases := 0
+	for i, subject := range aclSubjects {
+		cl := aclDial(t, app, subject)
+		for _, row := range table {
+			topic := aclTopic(row.topic, subject)
+			rc := cl.publish(topic, 1, false, aclPayload(topic))
+			want := byte(0x87)
+			if row.want[i] {
+				want = 0
+			}
+			if rc != want {
+				t.Errorf("%s publishing on %s: reason %#x, want %#x", subject, topic, rc, want)
+			}
+			cases++
+		}
+	}
+	t.Logf("%d publish cases", cases)
+
+	// MQTT 3.1.1 has no reason codes: a refused QoS 1 publish ends the
+	// connection (mosquitto_pub fails) rather than leaving it waiting.
+	for _, topic := range []string{"$SYS/broker/uptime", "presence/dad", "rooms/parents/messages/kid"} {
+		start := time.Now()
+		out, err := mosquittoPub(t, app.MQTTAddr(), "kid", password("kid"), "-q", "1", "-t", topic, "-m", aclPayload(topic))
+		if err == nil || time.Since(start) > 5*time.Second {
+			t.Errorf("mosquitto_pub on %s: err %v after %s: %s", topic, err, time.Since(start), out)
+		}
+	}
+}
+
+func TestACLMatrixSubscribe(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	table := []struct {
+		filter string
+		want   [5]bool // mum, dad, kid, kitchen, bridge
+	}{
+		{"rooms/family/messages/+", [5]bool{Y, Y, Y, Y, Y}},
+		{"rooms/family/messages/{other}", [5]bool{Y, Y, Y, Y, Y}},
+		{"rooms/parents/messages/+", [5]bool{Y, Y, N, N, Y}},
+		{"rooms/parents/messages/{other}", [5]bool{Y, Y, N, N, Y}},
+		{"rooms/nosuch/messages/+", [5]bool{N, N, N, N, N}},
+		{"rooms/family/typing/+", [5]bool{Y, Y, Y, Y, N}},
+		{"rooms/parents/typing/+", [5]bool{Y, Y, N, N, N}},
+		{"presence/+", [5]bool{Y, Y, Y, Y, N}},
+		{"presence/{other}", [5]bool{Y, Y, Y, Y, N}},
+		{"users/{me}/receipts", [5]bool{Y, Y, Y, Y, N}},
+		{"users/{other}/receipts", [5]bool{N, N, N, N, N}},
+		{"users/+/receipts", [5]bool{Y, Y, Y, Y, N}},
+		{"$SYS/#", [5]bool{Y, N, N, N, N}},
+		{"#", [5]bool{Y, Y, Y, Y, Y}},
+		{"+/+/+/+", [5]bool{Y, Y, Y, Y, Y}},
+		{"rooms/+/messages/+", [5]bool{Y, Y, Y, Y, Y}},
+		{"rooms/parents/#", [5]bool{Y, Y, N, N, Y}},
+		{"home/lights", [5]bool{Y, N, N, N, N}},
+		{"home/#", [5]bool{Y, N, N, N, N}},
+	}
+	cases := 0
+	for i, subject := range aclSubjects {
+		cl := aclDial(t, app, subject)
+		for _, row := range table {
+			filter := aclTopic(row.filter, subject)
+			rc := cl.subscribe(filter)[0]
+			want := byte(0x87)
+			if row.want[i] {
+				want = 1 // granted QoS 1
+			}
+			if rc != want {
+				t.Errorf("%s subscribing to %s: reason %#x, want %#x", subject, filter, rc, want)
+			}
+			cases++
+		}
+	}
+	t.Logf("%d subscribe cases", cases)
+}
+
+// TestACLMatrixDelivery: everyone subscribes to "#" (and mum to $SYS/#
+// too); what each one then receives is exactly what the policy lets it
+// read, whatever the filter matched.
+func TestACLMatrixDelivery(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	clients := map[string]*client{}
+	for _, subject := range aclSubjects {
+		cl := aclDial(t, app, subject)
+		cl.subscribe("#")
+		if subject == "mum" {
+			cl.subscribe("$SYS/#")
+		}
+		clients[subject] = cl
+	}
+	mum, dad := clients["mum"], clients["dad"]
+	mum.publish("rooms/family/messages/mum", 1, false, msg("d1", "family"))
+	mum.publish("rooms/parents/messages/mum", 1, false, msg("d2", "parents"))
+	mum.publish("rooms/family/typing/mum", 0, false, `{"typing":true}`)
+	mum.publish("rooms/parents/typing/mum", 0, false, `{"typing":true}`)
+	mum.publish("home/lights", 1, false, "on")
+	dad.publish("rooms/family/messages/dad", 1, false, msg("d3", "from dad"))
+	dad.next("users/dad/receipts")
+
+	// Every receipt so far is published once mum has the receipt of a
+	// marker; a second marker then follows everything in each queue.
+	mum.publish("rooms/family/messages/mum", 1, false, msg("marker-1", "marker"))
+	waitFor(t, "mum's receipts", 5*time.Second, func() bool {
+		return strings.Count(strings.Join(mum.topics(), " "), "users/mum/receipts") >= 3
+	})
+	mum.publish("rooms/family/messages/mum", 1, false, msg("marker-2", "marker"))
+	for _, subject := range aclSubjects {
+		cl := clients[subject]
+		waitFor(t, subject+" to get the last marker", 5*time.Second, func() bool {
+			cl.mu.Lock()
+			defer cl.mu.Unlock()
+			return slices.ContainsFunc(cl.got, func(p *paho.Publish) bool { return strings.Contains(string(p.Payload), "marker-2") })
+		})
+	}
+
+	presence := []string{"presence/dad", "presence/kid", "presence/kitchen", "presence/mum"}
+	want := map[string][]string{
+		"mum": append([]string{"$SYS", "home/lights", "rooms/family/messages/dad", "rooms/family/messages/mum",
+			"rooms/family/typing/mum", "rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/mum/receipts"}, presence...),
+		"dad": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum",
+			"rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/dad/receipts"}, presence...),
+		"kid":     append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum"}, presence...),
+		"kitchen": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum"}, presence...),
+		"bridge":  {"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/parents/messages/mum"},
+	}
+	for _, subject := range aclSubjects {
+		got := map[string]bool{}
+		for _, tp := range clients[subject].topics() {
+			if strings.HasPrefix(tp, "$SYS/") {
+				tp = "$SYS"
+			}
+			got[tp] = true
+		}
+		var g []string
+		for tp := range got {
+			g = append(g, tp)
+		}
+		slices.Sort(g)
+		w := slices.Sorted(slices.Values(want[subject]))
+		if !slices.Equal(g, w) {
+			t.Errorf("%s received on\n  %v\nwant\n  %v", subject, g, w)
+		}
+	}
+}
+
+func TestACLMatrixHTTP(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	tokens := map[string]string{"none": "", "forged": "not-a-token"}
+	for _, u := range []string{"mum", "dad", "kid", "kitchen"} {
+		tokens[u] = login(t, app, u)
+	}
+	subjects := []string{"mum", "dad", "kid", "kitchen", "none", "forged"}
+	post := `{"text":"from the matrix"}`
+	table := []struct {
+		method, path, body string
+		want               [6]int // mum, dad, kid, kitchen, no token, forged token
+	}{
+		{"GET", "/api/rooms", "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"GET", "/api/rooms/family/messages", "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"GET", "/api/rooms/parents/messages", "", [6]int{200, 200, 403, 403, 401, 401}},
+		{"GET", "/api/rooms/nosuch/messages", "", [6]int{404, 404, 404, 404, 401, 401}},
+		{"POST", "/api/rooms/family/messages", post, [6]int{202, 202, 202, 403, 401, 401}},
+		{"POST", "/api/rooms/parents/messages", post, [6]int{202, 202, 403, 403, 401, 401}},
+		{"POST", "/api/rooms/nosuch/messages", post, [6]int{404, 404, 404, 404, 401, 401}},
+		{"POST", "/api/token", "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"GET", "/api/backup", "", [6]int{200, 403, 403, 403, 401, 401}},
+		{"GET", "/api/nosuch", "", [6]int{404, 404, 404, 404, 404, 404}},
+		{"GET", "/", "", [6]int{200, 200, 200, 200, 200, 200}},
+		{"GET", "/healthz", "", [6]int{200, 200, 200, 200, 200, 200}},
+		{"GET", "/readyz", "", [6]int{200, 200, 200, 200, 200, 200}},
+		{"GET", "/metrics", "", [6]int{200, 200, 200, 200, 200, 200}},
+	}
+	cases := 0
+	for _, row := range table {
+		for i, subject := range subjects {
+			code := httpDo(t, row.method, "http://"+app.HTTPAddr()+row.path, tokens[subject], row.body, nil)
+			if code != row.want[i] {
+				t.Errorf("%s %s as %s: %d, want %d", row.method, row.path, subject, code, row.want[i])
+			}
+			cases++
+		}
+	}
+
+	// Which rooms each one sees, and where it may write.
+	for u, want := range map[string]string{
+		"mum": "family:true parents:true", "dad": "family:true parents:true",
+		"kid": "family:true", "kitchen": "family:false",
+	} {
+		var rooms []struct {
+			Name     string `json:"name"`
+			CanWrite bool   `json:"can_write"`
+		}
+		httpDo(t, "GET", "http://"+app.HTTPAddr()+"/api/rooms", tokens[u], "", &rooms)
+		var got []string
+		for _, r := range rooms {
+			got = append(got, fmt.Sprintf("%s:%v", r.Name, r.CanWrite))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s's rooms: %v, want %s", u, got, want)
+		}
+		cases++
+	}
+	t.Logf("%d HTTP cases", cases)
+	if code := httpDo(t, "GET", "http://"+app.HTTPAddr()+"/api/rooms", tokens["mum"]+"x", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("a token with a spoiled signature: %d", code)
+	}
+}
