@@ -62,6 +62,10 @@ type Config struct {
 	// half of it. Tests lower it to reach the limit quickly.
 	MaxInflight int
 
+	// HoldOff is how long a user whose connections keep flooding is
+	// refused (default defaultHoldOff; see floodGuard).
+	HoldOff time.Duration
+
 	// SessionFile is the bbolt file that keeps persistent sessions across
 	// restarts; "" keeps them in memory only.
 	SessionFile string
@@ -101,6 +105,9 @@ type Stats struct {
 	InvalidPublishes atomic.Int64 // publishes refused by validation
 	RateLimited      atomic.Int64 // publishes over the rate limit
 	ArchiveBusy      atomic.Int64 // publishes refused because the archive stayed behind
+	FloodDisconnects atomic.Int64 // connections closed for publishing over the rate limit
+	UsersHeldOff     atomic.Int64 // times a user was held off for flooding
+	HeldOff          atomic.Int64 // connections refused while their user was held off
 }
 
 // New builds a broker and binds its listeners, so that a port in use is an

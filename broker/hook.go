@@ -28,6 +28,7 @@ type hook struct {
 	takeover *takeover
 	archive  *archiveGate
 	ids      *sharedIDs
+	flood    *floodGuard
 	stamps   *stamps
 	sessions *sessions // nil: sessions are kept in memory only
 	stored   storedState
@@ -40,6 +41,7 @@ func newHook(b *Broker) *hook {
 	h := &hook{b: b}
 	h.presence = newPresence(b)
 	h.stamps = newStamps()
+	h.flood = newFloodGuard(b.cfg.HoldOff)
 	h.takeover = newTakeover(b.server, h.queueChanged)
 	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2, b.cfg.EmbeddedBridge)
 	h.ids = newSharedIDs(b.server, h.takeover)
@@ -117,6 +119,11 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.Stats.AuthFailures.Add(1)
 		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
 		return false
+	}
+	if left := h.flood.heldOff(user); left > 0 {
+		h.b.Stats.HeldOff.Add(1)
+		h.b.log.Debug("mqtt connection refused: held off for flooding", "user", user, "remote", cl.Net.Remote, "retry_in", left)
+		return h.refuse(cl, packets.ErrConnectionRateExceeded)
 	}
 	if lim := h.b.cfg.MaxPerUser; lim > 0 && h.presence.connections(user) >= lim && !h.resumes(cl.ID) {
 		h.b.Stats.TooMany.Add(1)
@@ -217,6 +224,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !h.allow(cl) {
 		h.b.Stats.RateLimited.Add(1)
 		h.b.log.Debug("mqtt publish over the rate limit", "user", userOf(cl), "client", cl.ID)
+		if h.flood.refused(cl) {
+			h.disconnectFlooder(cl)
+			return pk, packets.ErrRejectPacket
+		}
+		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
+			h.flooded(cl) // refusePublish disconnects it
+		}
 		return pk, h.refusePublish(cl, pk, packets.ErrMessageRateTooHigh)
 	}
 	kind, err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain)
@@ -237,6 +251,24 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		pk.Expiry = 0
 	}
 	return pk, nil
+}
+
+// flooded counts a connection disconnected for flooding against its user,
+// who is held off after too many.
+func (h *hook) flooded(cl *mqtt.Client) {
+	h.b.Stats.FloodDisconnects.Add(1)
+	if h.flood.flooded(userOf(cl)) {
+		h.b.Stats.UsersHeldOff.Add(1)
+		h.b.log.Warn("mqtt user held off: connections keep flooding", "user", userOf(cl), "for", h.flood.hold)
+	}
+}
+
+// disconnectFlooder disconnects a connection that keeps publishing over
+// the rate limit (MQTT 5: DISCONNECT 0x96).
+func (h *hook) disconnectFlooder(cl *mqtt.Client) {
+	h.b.log.Info("mqtt connection closed: publishing over the rate limit", "user", userOf(cl), "client", cl.ID)
+	h.flooded(cl)
+	_ = h.b.server.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
 }
 
 // refusePublish refuses a publish for a passing reason (rate, archive
@@ -403,6 +435,7 @@ func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) 
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.ids.gone(cl)
+	h.flood.gone(cl)
 	h.limiters.Delete(cl)
 	h.takeover.down(cl, expire)
 	h.presence.down(cl)

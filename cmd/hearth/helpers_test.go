@@ -109,6 +109,7 @@ type client struct {
 	mu   sync.Mutex
 	got  []*paho.Publish
 	recv chan *paho.Publish
+	gone chan *paho.Disconnect // a DISCONNECT from the server
 }
 
 type connectOpts struct {
@@ -133,13 +134,19 @@ func dial(t *testing.T, addr, user string, o connectOpts) (*client, *paho.Connac
 	if o.recvBuffer == 0 {
 		o.recvBuffer = 100000
 	}
-	cl := &client{t: t, recv: make(chan *paho.Publish, o.recvBuffer)}
+	cl := &client{t: t, recv: make(chan *paho.Publish, o.recvBuffer), gone: make(chan *paho.Disconnect, 1)}
 	if o.clientID == "" {
 		o.clientID = fmt.Sprintf("%s-%d", user, time.Now().UnixNano())
 	}
 	cl.c = paho.NewClient(paho.ClientConfig{
 		ClientID: o.clientID,
 		Conn:     conn,
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			select {
+			case cl.gone <- d:
+			default:
+			}
+		},
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.mu.Lock()
 			cl.got = append(cl.got, pr.Packet)
