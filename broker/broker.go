@@ -66,6 +66,10 @@ type Config struct {
 	// refused (default defaultHoldOff; see floodGuard).
 	HoldOff time.Duration
 
+	// WriteTimeout is how long a client may take to accept a write before
+	// it is disconnected as stuck (default 30 s).
+	WriteTimeout time.Duration
+
 	// SessionFile is the bbolt file that keeps persistent sessions across
 	// restarts; "" keeps them in memory only.
 	SessionFile string
@@ -108,6 +112,7 @@ type Stats struct {
 	FloodDisconnects atomic.Int64 // connections closed for publishing over the rate limit
 	UsersHeldOff     atomic.Int64 // times a user was held off for flooding
 	HeldOff          atomic.Int64 // connections refused while their user was held off
+	StuckClosed      atomic.Int64 // connections closed because the client stopped reading
 }
 
 // New builds a broker and binds its listeners, so that a port in use is an
@@ -118,6 +123,9 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
 	}
 	if cfg.MaxInflight <= 0 || cfg.MaxInflight > maxInflight {
 		cfg.MaxInflight = maxInflight
@@ -202,7 +210,8 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 func packetLimit(maxPayload int) int { return maxPayload + 1024 }
 
 func (b *Broker) addListener(l listeners.Listener) (listeners.Listener, error) {
-	q := &quietListener{Listener: l, log: b.log, timeout: b.cfg.ConnectTimeout}
+	q := &quietListener{Listener: l, log: b.log, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout,
+		stuck: func() { b.Stats.StuckClosed.Add(1) }}
 	if err := b.server.AddListener(q); err != nil {
 		return nil, err
 	}
@@ -321,8 +330,10 @@ var (
 // connections that do not send their CONNECT in time.
 type quietListener struct {
 	listeners.Listener
-	log     *slog.Logger
-	timeout time.Duration
+	log          *slog.Logger
+	timeout      time.Duration // for the CONNECT
+	writeTimeout time.Duration
+	stuck        func()
 }
 
 func (q *quietListener) Serve(establish listeners.EstablishFn) {
@@ -331,7 +342,7 @@ func (q *quietListener) Serve(establish listeners.EstablishFn) {
 		// that never speaks would be held forever; after the CONNECT, mochi
 		// sets its own deadline from the keepalive.
 		_ = c.SetDeadline(time.Now().Add(q.timeout))
-		if err := establish(id, &connackFirst{Conn: c}); err != nil {
+		if err := establish(id, &connackFirst{Conn: c, writeTimeout: q.writeTimeout, stuck: q.stuck}); err != nil {
 			q.log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr().String(), "error", err)
 		}
 		return nil

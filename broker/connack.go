@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // connackFirst makes the CONNACK the first packet a client receives.
@@ -14,21 +17,32 @@ import (
 // connackFirst holds what is written, and then writes the CONNACK ahead of
 // it. mochi may write several packets in one Write, so it splits what it
 // holds at packet boundaries.
+//
+// It also gives every write a deadline: a client that takes more than
+// writeTimeout to accept one (it stopped reading) is disconnected, and
+// stuck is called. mochi's keepalive deadline (SetDeadline) then applies
+// to reads only: a client that keeps pinging but never reads would
+// otherwise hold its connection, and the messages queued for it, forever.
 type connackFirst struct {
 	net.Conn
+	writeTimeout time.Duration
+	stuck        func()
+
 	done atomic.Bool
 	mu   sync.Mutex
 	held []byte
 }
 
+func (c *connackFirst) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
 func (c *connackFirst) Write(p []byte) (int, error) {
 	if c.done.Load() {
-		return c.Conn.Write(p)
+		return c.write(p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done.Load() {
-		return c.Conn.Write(p)
+		return c.write(p)
 	}
 	c.held = append(c.held, p...)
 	out, ok := connackAhead(c.held)
@@ -37,10 +51,24 @@ func (c *connackFirst) Write(p []byte) (int, error) {
 	}
 	c.held = nil
 	c.done.Store(true)
-	if _, err := c.Conn.Write(out); err != nil {
+	if _, err := c.write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+func (c *connackFirst) write(p []byte) (int, error) {
+	if c.writeTimeout > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	n, err := c.Conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.Conn.Close() // mochi's read loop ends, and with it the connection
+		if c.stuck != nil {
+			c.stuck()
+		}
+	}
+	return n, err
 }
 
 // connackAhead finds a whole CONNACK among the packets in b and returns b

@@ -152,3 +152,14 @@ func (ws *wsConn) Write(p []byte) (int, error) {
 }
 
 func (ws *wsConn) Close() error { return ws.c.Close() }
+
+// gorilla sets its own write deadline before each frame: deadlines go
+// through it.
+
+func (ws *wsConn) SetWriteDeadline(t time.Time) error { return ws.c.SetWriteDeadline(t) }
+
+func (ws *wsConn) SetReadDeadline(t time.Time) error { return ws.c.SetReadDeadline(t) }
+
+func (ws *wsConn) SetDeadline(t time.Time) error {
+	return errors.Join(ws.c.SetReadDeadline(t), ws.c.SetWriteDeadline(t))
+}
