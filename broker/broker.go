@@ -113,6 +113,7 @@ type Stats struct {
 	UsersHeldOff     atomic.Int64 // times a user was held off for flooding
 	HeldOff          atomic.Int64 // connections refused while their user was held off
 	StuckClosed      atomic.Int64 // connections closed because the client stopped reading
+	SessionsCapped   atomic.Int64 // offline sessions ended because their user had too many
 }
 
 // New builds a broker and binds its listeners, so that a port in use is an

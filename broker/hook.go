@@ -2,12 +2,15 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
@@ -33,12 +36,15 @@ type hook struct {
 	sessions *sessions // nil: sessions are kept in memory only
 	stored   storedState
 
+	capMu   sync.Mutex       // one capSessions at a time
+	offline map[string]int64 // under capMu: when each offline session went offline (unix ns)
+
 	limiters sync.Map // *mqtt.Client -> *rate.Limiter
 	userLims sync.Map // user -> *rate.Limiter, for publishes over HTTP (configured users only)
 }
 
 func newHook(b *Broker) *hook {
-	h := &hook{b: b}
+	h := &hook{b: b, offline: map[string]int64{}}
 	h.presence = newPresence(b)
 	h.stamps = newStamps()
 	h.flood = newFloodGuard(b.cfg.HoldOff)
@@ -360,6 +366,9 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	h.capMu.Lock()
+	delete(h.offline, cl.ID)
+	h.capMu.Unlock()
 	if h.sessions != nil && !cl.Net.Inline {
 		h.sessions.established(cl)
 	}
@@ -442,6 +451,52 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if h.sessions != nil {
 		h.sessions.disconnected(cl, expire)
 	}
+	if cl.Net.Conn != nil && !cl.IsTakenOver() {
+		h.wentOffline(cl, expire)
+	}
+}
+
+// maxOfflineSessions is how many persistent sessions without a connection
+// one user keeps. Each may hold thousands of queued messages, and a client
+// that makes up a new client id at every start (a reinstalled app, a
+// browser tab) would leave one behind each time.
+const maxOfflineSessions = 20
+
+// wentOffline runs when cl's connection ends. If its session goes on, the
+// oldest other offline sessions of its user beyond maxOfflineSessions end
+// as if they had expired (not while the broker closes).
+func (h *hook) wentOffline(cl *mqtt.Client, expire bool) {
+	h.capMu.Lock()
+	defer h.capMu.Unlock()
+	if expire {
+		delete(h.offline, cl.ID)
+		return
+	}
+	h.offline[cl.ID] = time.Now().UnixNano()
+	if !h.b.started.Load() {
+		return
+	}
+	user := userOf(cl)
+	var offline []*mqtt.Client
+	for _, c := range h.b.server.Clients.GetAll() {
+		if c != cl && userOf(c) == user && c.Closed() && !c.IsTakenOver() && !c.Net.Inline {
+			offline = append(offline, c)
+		}
+	}
+	if len(offline) < maxOfflineSessions {
+		return
+	}
+	// Sessions restored at start have no time here (0): they go first.
+	slices.SortFunc(offline, func(a, b *mqtt.Client) int {
+		return cmp.Or(cmp.Compare(h.offline[a.ID], h.offline[b.ID]), cmp.Compare(a.StopTime(), b.StopTime()))
+	})
+	for _, c := range offline[:len(offline)-maxOfflineSessions+1] {
+		h.b.log.Info("mqtt session ended: too many offline sessions", "user", user, "client", c.ID, "limit", maxOfflineSessions)
+		h.b.Stats.SessionsCapped.Add(1)
+		c.ClearInflights()
+		h.endSession(c)
+		h.b.server.Clients.Delete(c.ID)
+	}
 }
 
 func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
@@ -468,6 +523,14 @@ func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 // OnClientExpired removes the subscriptions of an expired session, which
 // mochi leaves in its topic index, and the stored session.
 func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	h.capMu.Lock()
+	defer h.capMu.Unlock()
+	h.endSession(cl)
+}
+
+// endSession forgets an offline session; capMu is held.
+func (h *hook) endSession(cl *mqtt.Client) {
+	delete(h.offline, cl.ID)
 	for filter := range cl.State.Subscriptions.GetAll() {
 		h.b.server.Topics.Unsubscribe(filter, cl.ID)
 		cl.State.Subscriptions.Delete(filter)
