@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -807,4 +808,50 @@ func TestAPILoginRateLimited(t *testing.T) {
 	}
 	r = e.do(http.MethodPost, "/api/login", "", `{"username":"dad","password":"pw-dad"}`)
 	wantJSON(t, "another user", r, http.StatusOK)
+}
+
+// TestAPIBackupHoldsNoTransaction: a download that stalls holds no read
+// transaction (which would keep bbolt from reusing pages while messages
+// are archived), and leaves no file behind.
+func TestAPIBackupHoldsNoTransaction(t *testing.T) {
+	e := newAPIEnv(t, "")
+	text := strings.Repeat("x", 1000)
+	for b := range 10 { // 10 MB: more than the socket buffers take
+		var batch []hearth.Message
+		for i := range 1000 {
+			batch = append(batch, hearth.Message{ID: fmt.Sprintf("b%d-%d", b, i), Room: "family", From: "mum", Text: text, TS: 1})
+		}
+		if _, err := e.store.Append(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequest("GET", e.url+"/api/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token("mum"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength < 10e6 {
+		t.Fatalf("backup: status %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// The download stalls here.
+	deadline := time.Now().Add(5 * time.Second)
+	for e.store.db.Stats().OpenTxN != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a stalled backup download holds a read transaction")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(e.store.db.Path()))
+	if len(entries) != 1 {
+		t.Errorf("files next to the store during a download: %v", entries)
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || int64(len(rest)+100) != resp.ContentLength {
+		t.Fatalf("rest of the backup: %d bytes, %v", len(rest), err)
+	}
 }

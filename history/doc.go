@@ -25,5 +25,7 @@
 // absent, so an entry left behind never blocks the message from being
 // archived again.
 // A backup is Store.WriteTo, a consistent snapshot taken in a read
-// transaction while writers carry on.
+// transaction while writers carry on; GET /api/backup takes it into an
+// unlinked temporary file first (Store.Snapshot), so that a slow download
+// holds no transaction.
 package history

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -237,6 +239,27 @@ func (s *Store) WriteTo(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("back up history: %w", err)
 	}
 	return n, nil
+}
+
+// Snapshot writes a consistent copy of the store (as WriteTo) to a
+// temporary file next to it, and returns that file, unlinked and at its
+// start: the read transaction lasts only as long as the local copy, not as
+// long as whoever reads the file takes. Close the file when done.
+func (s *Store) Snapshot() (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(s.db.Path()), ".backup-*")
+	if err != nil {
+		return nil, fmt.Errorf("back up history: %w", err)
+	}
+	os.Remove(f.Name()) // the open file stays readable; nothing is left behind
+	if _, err := s.WriteTo(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("back up history: %w", err)
+	}
+	return f, nil
 }
 
 // checkKey validates a dedupe key. The checks also keep the index key
