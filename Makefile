@@ -33,6 +33,7 @@ fuzz:
 # Long or not yet reliable stress tests, run repeatedly.
 SOAKCOUNT ?= 25
 soak: web
+	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestBurstToSmallReceiveMaximum' ./cmd/hearth
 	$(GO) test -race -tags soak -count=$(SOAKCOUNT) -run 'TestPublishingSubscriber' ./cmd/hearth
 
 vet:
