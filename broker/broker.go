@@ -211,7 +211,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 func packetLimit(maxPayload int) int { return maxPayload + 1024 }
 
 func (b *Broker) addListener(l listeners.Listener) (listeners.Listener, error) {
-	q := &quietListener{Listener: l, log: b.log, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout,
+	q := &quietListener{Listener: l, server: b.server, log: b.log, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout,
 		stuck: func() { b.Stats.StuckClosed.Add(1) }}
 	if err := b.server.AddListener(q); err != nil {
 		return nil, err
@@ -329,8 +329,15 @@ var (
 // quietListener logs refused and failed connections at debug level (mochi
 // logs each one as a warning, which lets anyone flood the log), and closes
 // connections that do not send their CONNECT in time.
+//
+// Closing it disconnects its clients without mochi's closeListenerClients,
+// which can deadlock: it takes the client list's read lock twice
+// (Clients.GetByListener calls Len), and a connection ending meanwhile
+// waits for the write lock between the two, so neither gets it and
+// Close hangs.
 type quietListener struct {
 	listeners.Listener
+	server       *mqtt.Server
 	log          *slog.Logger
 	timeout      time.Duration // for the CONNECT
 	writeTimeout time.Duration
@@ -343,10 +350,22 @@ func (q *quietListener) Serve(establish listeners.EstablishFn) {
 		// that never speaks would be held forever; after the CONNECT, mochi
 		// sets its own deadline from the keepalive.
 		_ = c.SetDeadline(time.Now().Add(q.timeout))
-		if err := establish(id, &connackFirst{Conn: c, writeTimeout: q.writeTimeout, stuck: q.stuck}); err != nil {
+		cc := newClientConn(c, q.writeTimeout, q.stuck)
+		defer cc.Close()
+		if err := establish(id, cc); err != nil {
 			q.log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr().String(), "error", err)
 		}
 		return nil
+	})
+}
+
+func (q *quietListener) Close(listeners.CloseFn) {
+	q.Listener.Close(func(id string) {
+		for _, cl := range q.server.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = q.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
 	})
 }
 

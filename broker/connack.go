@@ -5,70 +5,159 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// connackFirst makes the CONNACK the first packet a client receives.
-// mochi registers a connection that resumes a session before it writes the
+// clientConn is the connection mochi gets for each client.
+//
+// It makes the CONNACK the first packet a client receives. mochi
+// registers a connection that resumes a session before it writes the
 // CONNACK, and its write loop runs from the start, so a message published
 // in between could reach the client first: paho then fails the connect
 // ("received unexpected packet"). Until the CONNACK has been written,
-// connackFirst holds what is written, and then writes the CONNACK ahead of
+// clientConn holds what is written, and then writes the CONNACK ahead of
 // it. mochi may write several packets in one Write, so it splits what it
 // holds at packet boundaries.
 //
-// It also gives every write a deadline: a client that takes more than
-// writeTimeout to accept one (it stopped reading) is disconnected, and
-// stuck is called. mochi's keepalive deadline (SetDeadline) then applies
-// to reads only: a client that keeps pinging but never reads would
-// otherwise hold its connection, and the messages queued for it, forever.
-type connackFirst struct {
+// It never lets a write wait for the client. mochi writes while it holds
+// the client's lock, and publishers take that lock to give a delivery to
+// the client a packet id: a client that stopped reading held up everyone
+// who published to it. Writes go to a backlog instead, which a goroutine
+// of its own writes out. A client whose socket takes no bytes for
+// writeTimeout, or whose backlog passes maxBacklog, is disconnected as
+// stuck (stuck is called). mochi's keepalive deadline (SetDeadline) then
+// applies to reads only: a client that keeps pinging but never reads
+// would otherwise keep its connection, and what is queued for it.
+type clientConn struct {
 	net.Conn
 	writeTimeout time.Duration
 	stuck        func()
 
-	done atomic.Bool
-	mu   sync.Mutex
-	held []byte
+	mu        sync.Mutex
+	wake      *sync.Cond // on mu: the writer has work, or is to stop
+	connacked bool
+	held      []byte // written before the CONNACK
+	backlog   []byte // written by mochi, not yet to the socket
+	err       error  // why writes fail now
+	closing   bool
+	done      chan struct{} // the writer has stopped and closed the socket
 }
 
-func (c *connackFirst) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+// maxBacklog bounds what waits for one client's socket.
+const maxBacklog = 16 << 20
 
-func (c *connackFirst) Write(p []byte) (int, error) {
-	if c.done.Load() {
-		return c.write(p)
-	}
+// closeGrace is how long a closed connection may take to write out its
+// backlog (a DISCONNECT, say) before its socket is closed.
+const closeGrace = time.Second
+
+var errStuck = errors.New("client stopped reading: disconnected")
+
+func newClientConn(c net.Conn, writeTimeout time.Duration, stuck func()) *clientConn {
+	cc := &clientConn{Conn: c, writeTimeout: writeTimeout, stuck: stuck, done: make(chan struct{})}
+	cc.wake = sync.NewCond(&cc.mu)
+	go cc.writer()
+	return cc
+}
+
+func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+func (c *clientConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done.Load() {
-		return c.write(p)
+	if c.err != nil {
+		return 0, c.err
 	}
-	c.held = append(c.held, p...)
-	out, ok := connackAhead(c.held)
-	if !ok {
-		return len(p), nil
+	if c.closing {
+		return 0, net.ErrClosed
 	}
-	c.held = nil
-	c.done.Store(true)
-	if _, err := c.write(out); err != nil {
-		return 0, err
+	n := len(p)
+	if !c.connacked {
+		c.held = append(c.held, p...)
+		out, ok := connackAhead(c.held)
+		if !ok {
+			return n, nil
+		}
+		c.connacked, c.held, p = true, nil, out
 	}
-	return len(p), nil
+	if len(c.backlog)+len(p) > maxBacklog {
+		c.fail(errStuck)
+		return 0, c.err
+	}
+	c.backlog = append(c.backlog, p...)
+	c.wake.Broadcast()
+	return n, nil
 }
 
-func (c *connackFirst) write(p []byte) (int, error) {
-	if c.writeTimeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+// fail makes every later write fail with err, stops the writer and ends
+// the connection (mochi's read loop sees its socket closed); mu is held.
+func (c *clientConn) fail(err error) {
+	if c.err != nil {
+		return
 	}
-	n, err := c.Conn.Write(p)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.Conn.Close() // mochi's read loop ends, and with it the connection
-		if c.stuck != nil {
-			c.stuck()
+	c.err = err
+	if errors.Is(err, errStuck) && c.stuck != nil {
+		c.stuck()
+	}
+	c.backlog = nil
+	c.wake.Broadcast()
+	_ = c.Conn.SetReadDeadline(time.Now()) // mochi's read loop ends at once
+}
+
+// writer writes the backlog out until the connection fails or closes,
+// then closes the socket.
+func (c *clientConn) writer() {
+	defer close(c.done)
+	defer c.Conn.Close()
+	for {
+		c.mu.Lock()
+		for len(c.backlog) == 0 && !c.closing && c.err == nil {
+			c.wake.Wait()
+		}
+		if c.err != nil || len(c.backlog) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		out := c.backlog
+		c.backlog = nil
+		deadline := time.Now().Add(c.writeTimeout)
+		if c.closing {
+			deadline = time.Now().Add(closeGrace)
+		}
+		c.mu.Unlock()
+
+		_ = c.Conn.SetWriteDeadline(deadline)
+		if _, err := c.Conn.Write(out); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = errStuck
+			}
+			c.mu.Lock()
+			c.fail(err)
+			c.mu.Unlock()
+			return
 		}
 	}
-	return n, err
+}
+
+// Close ends the connection: reads end at once, and the backlog has
+// closeGrace to be written before the socket closes.
+func (c *clientConn) Close() error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closing = true
+	c.wake.Broadcast()
+	c.mu.Unlock()
+	_ = c.Conn.SetReadDeadline(time.Now())
+	// A write in progress gets the grace too. A WebSocket's own deadline
+	// may only be set by its writer: set its network connection's.
+	raw := c.Conn
+	if u, ok := raw.(interface{ NetConn() net.Conn }); ok {
+		raw = u.NetConn()
+	}
+	_ = raw.SetWriteDeadline(time.Now().Add(closeGrace))
+	return nil
 }
 
 // connackAhead finds a whole CONNACK among the packets in b and returns b

@@ -50,7 +50,7 @@ func newHook(b *Broker) *hook {
 	h.flood = newFloodGuard(b.cfg.HoldOff)
 	h.takeover = newTakeover(b.server, h.queueChanged)
 	h.archive = newArchiveGate(b.server, b.cfg.BridgeClientID, b.cfg.MaxInflight/2, b.cfg.EmbeddedBridge)
-	h.ids = newSharedIDs(b.server, h.takeover)
+	h.ids = newSharedIDs()
 	return h
 }
 
@@ -352,9 +352,11 @@ func validateTyping(b []byte) error {
 
 // OnPacketEncode tells MQTT 5 clients the largest packet hearth accepts,
 // which mochi leaves out of the CONNACK.
-// On the CONNACK of a resumed session, before mochi resends its queue, it
-// also puts the queue in order (see stamps).
+// It also gives a PUBACK the client's packet id back (see sharedIDs), and
+// on the CONNACK of a resumed session, before mochi resends its queue, it
+// puts the queue in order (see stamps).
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	pk = h.ids.encode(cl, pk)
 	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == 0 {
 		pk.Properties.MaximumPacketSize = uint32(packetLimit(h.b.cfg.MaxMessageBytes))
 		if pk.SessionPresent {
@@ -401,8 +403,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if err := h.badTopic(cl, pk); err != nil {
 		return pk, err
 	}
-	h.ids.read(cl, pk)
-	return pk, nil
+	return h.ids.read(cl, pk), nil
 }
 
 // badTopic answers a publish on a topic no client may publish on ($SYS
@@ -504,11 +505,7 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 	h.queueChanged(cl, pk.PacketID)
 }
 
-// OnQosComplete runs for an acknowledgement from cl, and also when mochi
-// has acknowledged a publish from cl: the guard for #545 may then put a
-// delivery back under that id, which queueChanged finds.
 func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	h.ids.acked(cl, pk)
 	if cl.ID == h.b.cfg.BridgeClientID {
 		h.archive.acked()
 	}

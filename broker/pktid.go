@@ -2,100 +2,90 @@ package broker
 
 import (
 	"sync"
-	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// sharedIDs guards against mochi-mqtt/server issue #545. mochi keeps the
-// packet ids of a client's QoS 1 publishes and of the deliveries to it in
-// one map, and a publish from the client deletes the unacknowledged
-// delivery that holds the same id. The delivery is then never sent again
-// if the connection drops: a browser that publishes and receives on one
-// connection lost messages this way.
+// sharedIDs guards the deliveries to a client that also publishes at
+// QoS 1. mochi keeps the packet ids of a client's publishes and of the
+// deliveries to it in one map, which loses deliveries in two ways:
 //
-// Before mochi handles a publish from a client, sharedIDs notes the
-// delivery under its id, if any; once mochi is done, it puts the record
-// back under the same id (the client's PUBACK for it still finds it), or,
-// if the id is taken by then, delivers the message again under a new one.
+//   - A publish from the client deletes the unacknowledged delivery that
+//     holds the same id (mochi-mqtt/server issue #545).
+//   - While mochi handles a publish from the client, the id is free in the
+//     map until mochi sets its own PUBACK record there. A delivery that
+//     takes the id meanwhile is overwritten by that record, which mochi
+//     deletes once the PUBACK is sent.
+//
+// Either way the delivery is gone from the client's queue: the client may
+// have it, but if the connection drops first, it is never sent again. A
+// browser that publishes and receives on one connection lost messages so.
+// Likewise, a SUBSCRIBE or UNSUBSCRIBE whose id a delivery holds is
+// refused with 0x91 (packet identifier in use), which MQTT does not ask.
+//
+// So mochi never sees the client's own ids: each QoS 1 publish, subscribe
+// and unsubscribe is handed to mochi under an id taken from the
+// deliveries' allocator (which gives it to no delivery until it has gone
+// round all 65,535), and the answer goes back with the client's id.
 type sharedIDs struct {
-	server   *mqtt.Server
-	resend   func(*mqtt.Client, packets.Packet) // delivers under a new id
-	orphaned func(*mqtt.Client, packets.Packet) // passes on what reached a taken-over connection
-	changed  func(*mqtt.Client, uint16)         // the message queued under an id was set or removed
-	mu       sync.Mutex
-	stashed  map[*mqtt.Client]packets.Packet
+	mu      sync.Mutex
+	handled map[*mqtt.Client]standIn // the packet mochi handles now
 }
 
-func newSharedIDs(s *mqtt.Server, t *takeover) *sharedIDs {
-	return &sharedIDs{server: s, resend: t.deliver, orphaned: t.queued, changed: t.changed, stashed: map[*mqtt.Client]packets.Packet{}}
+// standIn is a packet from a client under the id mochi knows it by.
+type standIn struct {
+	answer      byte   // the packet type of mochi's answer
+	id, clients uint16 // mochi's id, the client's
 }
 
-// read runs before mochi handles a packet from cl (OnPacketRead).
-func (g *sharedIDs) read(cl *mqtt.Client, pk packets.Packet) {
-	if pk.FixedHeader.Type != packets.Publish {
-		return
+func newSharedIDs() *sharedIDs {
+	return &sharedIDs{handled: map[*mqtt.Client]standIn{}}
+}
+
+// answers maps the packets whose ids are replaced to their answers.
+var answers = map[byte]byte{packets.Publish: packets.Puback, packets.Subscribe: packets.Suback, packets.Unsubscribe: packets.Unsuback}
+
+// read runs before mochi handles a packet from cl (OnPacketRead) and
+// gives it its stand-in id.
+func (g *sharedIDs) read(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	answer, ok := answers[pk.FixedHeader.Type]
+	if !ok || (pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos != 1) || cl.Net.Inline {
+		return pk
 	}
-	held, ok := cl.State.Inflight.Get(pk.PacketID)
+	id, err := cl.NextPacketID()
+	if err != nil {
+		return pk // every id is taken: mochi refuses the packet itself
+	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.stashed, cl) // one left by a publish mochi refused before handling it
-	if pk.FixedHeader.Qos > 0 && ok && held.FixedHeader.Type == packets.Publish {
-		g.stashed[cl] = held
+	g.handled[cl] = standIn{answer: answer, id: uint16(id), clients: pk.PacketID}
+	g.mu.Unlock()
+	pk.PacketID = uint16(id)
+	return pk
+}
+
+// encode gives the answer to the packet being handled the client's id
+// back (OnPacketEncode).
+func (g *sharedIDs) encode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	g.mu.Lock()
+	in, ok := g.handled[cl]
+	g.mu.Unlock()
+	if ok && in.answer == pk.FixedHeader.Type && in.id == pk.PacketID {
+		pk.PacketID = in.clients
+	}
+	return pk
+}
+
+// processed runs after mochi handled a packet from cl (OnPacketProcessed).
+func (g *sharedIDs) processed(cl *mqtt.Client, pk packets.Packet) {
+	if _, ok := answers[pk.FixedHeader.Type]; ok {
+		g.gone(cl)
 	}
 }
 
 // gone forgets a connection.
 func (g *sharedIDs) gone(cl *mqtt.Client) {
 	g.mu.Lock()
-	delete(g.stashed, cl)
+	delete(g.handled, cl)
 	g.mu.Unlock()
-}
-
-// acked runs when mochi has answered a QoS 1 publish from cl and dropped
-// the id's record (OnQosComplete with the PUBACK it sent): the earliest
-// moment to put the delivery back, before a delivery to cl can be given
-// the same id.
-func (g *sharedIDs) acked(cl *mqtt.Client, ack packets.Packet) {
-	if ack.FixedHeader.Type != packets.Puback {
-		return
-	}
-	g.mu.Lock()
-	held, ok := g.stashed[cl]
-	if ok && held.PacketID == ack.PacketID {
-		delete(g.stashed, cl)
-	}
-	g.mu.Unlock()
-	if ok && held.PacketID == ack.PacketID {
-		g.putBack(cl, held)
-	}
-}
-
-// processed runs after mochi handled a packet from cl (OnPacketProcessed),
-// for publishes that were refused before an acknowledgement.
-func (g *sharedIDs) processed(cl *mqtt.Client, pk packets.Packet) {
-	if pk.FixedHeader.Type != packets.Publish {
-		return
-	}
-	g.mu.Lock()
-	held, ok := g.stashed[cl]
-	delete(g.stashed, cl)
-	g.mu.Unlock()
-	if ok {
-		g.putBack(cl, held)
-	}
-}
-
-func (g *sharedIDs) putBack(cl *mqtt.Client, held packets.Packet) {
-	if _, taken := cl.State.Inflight.Get(held.PacketID); !taken {
-		if cl.State.Inflight.Set(held) {
-			atomic.AddInt64(&g.server.Info.Inflight, 1)
-		}
-		g.changed(cl, held.PacketID)
-		// Taken over meanwhile: the new connection's copy missed it.
-		g.orphaned(cl, held)
-		return
-	}
-	g.resend(cl, held) // a QoS 2 publish keeps its id for a while
 }

@@ -101,7 +101,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), c: c}
-	if err := establish(l.id, conn); err != nil { // quietListener adds the CONNECT deadline and connackFirst
+	if err := establish(l.id, conn); err != nil { // quietListener adds the CONNECT deadline and clientConn
 		l.log.Debug("mqtt websocket connection ended", "remote", r.RemoteAddr, "error", err)
 	}
 	conn.Close()
@@ -152,6 +152,9 @@ func (ws *wsConn) Write(p []byte) (int, error) {
 }
 
 func (ws *wsConn) Close() error { return ws.c.Close() }
+
+// NetConn is the network connection under the WebSocket.
+func (ws *wsConn) NetConn() net.Conn { return ws.Conn }
 
 // gorilla sets its own write deadline before each frame: deadlines go
 // through it.

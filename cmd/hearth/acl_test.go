@@ -172,7 +172,9 @@ func TestACLMatrixDelivery(t *testing.T) {
 		cl := aclDial(t, app, subject)
 		cl.subscribe("#")
 		if subject == "mum" {
-			cl.subscribe("$SYS/#")
+			if rc := cl.subscribe("$SYS/#"); rc[0] != 1 {
+				t.Fatalf("mum subscribing to $SYS/#: %#x", rc[0])
+			}
 		}
 		clients[subject] = cl
 	}
