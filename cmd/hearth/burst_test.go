@@ -32,6 +32,7 @@ func TestBurstToSmallReceiveMaximum(t *testing.T) {
 
 	bin := needTool(t, "mosquitto_pub", "mosquitto-clients")
 	h, p := hostPort(t, app.MQTTAddr())
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range pubs {
 		var lines strings.Builder
@@ -50,7 +51,6 @@ func TestBurstToSmallReceiveMaximum(t *testing.T) {
 	}
 	wg.Wait()
 	n := pubs * each
-	start := time.Now()
 	deadline := time.Now().Add(30*time.Second + time.Duration(n)*time.Millisecond)
 	for len(sub5.lines()) < n || len(sub.lines()) < n {
 		if time.Now().After(deadline) {
