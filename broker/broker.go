@@ -152,6 +152,10 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	// of absence is plenty, and bounds what a forgotten session keeps.
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
 	caps.MaximumMessageExpiryInterval = 0 // hearth never expires queued messages
+	// QoS 2 would keep a client's packet id in mochi's map until its
+	// PUBREL, which the stand-in ids (sharedIDs) do not cover; hearth's
+	// promise rests on QoS 1 and the sender's outbox anyway.
+	caps.MaximumQos = 1
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
@@ -211,7 +215,10 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 func packetLimit(maxPayload int) int { return maxPayload + 1024 }
 
 func (b *Broker) addListener(l listeners.Listener) (listeners.Listener, error) {
-	q := &quietListener{Listener: l, server: b.server, log: b.log, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout,
+	// A client's backlog may hold what mochi may queue for it: a resumed
+	// session resends its whole queue at once.
+	backlog := packetLimit(b.cfg.MaxMessageBytes) * (b.cfg.MaxInflight + maxWritesPending - maxInflight)
+	q := &quietListener{Listener: l, server: b.server, log: b.log, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout, maxBacklog: backlog,
 		stuck: func() { b.Stats.StuckClosed.Add(1) }}
 	if err := b.server.AddListener(q); err != nil {
 		return nil, err
@@ -245,6 +252,9 @@ func (b *Broker) Ready() bool { return b.started.Load() }
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.started.Store(false)
+		if s := b.hook.sessions; s != nil {
+			s.Drain()
+		}
 		b.server.Close()
 		b.closeSessions()
 	})
@@ -341,6 +351,7 @@ type quietListener struct {
 	log          *slog.Logger
 	timeout      time.Duration // for the CONNECT
 	writeTimeout time.Duration
+	maxBacklog   int
 	stuck        func()
 }
 
@@ -350,11 +361,15 @@ func (q *quietListener) Serve(establish listeners.EstablishFn) {
 		// that never speaks would be held forever; after the CONNECT, mochi
 		// sets its own deadline from the keepalive.
 		_ = c.SetDeadline(time.Now().Add(q.timeout))
-		cc := newClientConn(c, q.writeTimeout, q.stuck)
-		defer cc.Close()
-		if err := establish(id, cc); err != nil {
+		cc := newClientConn(c, q.writeTimeout, q.maxBacklog, q.stuck)
+		err := establish(id, cc)
+		if err != nil {
 			q.log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr().String(), "error", err)
 		}
+		// The last packets (a refusing CONNACK, a DISCONNECT) are written
+		// out before the listener (the WebSocket one) closes the socket.
+		cc.Close()
+		cc.wait()
 		return nil
 	})
 }

@@ -31,6 +31,7 @@ import (
 type clientConn struct {
 	net.Conn
 	writeTimeout time.Duration
+	maxBacklog   int
 	stuck        func()
 
 	mu        sync.Mutex
@@ -43,8 +44,10 @@ type clientConn struct {
 	done      chan struct{} // the writer has stopped and closed the socket
 }
 
-// maxBacklog bounds what waits for one client's socket.
-const maxBacklog = 16 << 20
+// writeChunk is how much goes to the socket at once: the write timeout
+// counts from the last progress, so a slow client is not taken for a
+// stuck one.
+const writeChunk = 64 << 10
 
 // closeGrace is how long a closed connection may take to write out its
 // backlog (a DISCONNECT, say) before its socket is closed.
@@ -52,8 +55,10 @@ const closeGrace = time.Second
 
 var errStuck = errors.New("client stopped reading: disconnected")
 
-func newClientConn(c net.Conn, writeTimeout time.Duration, stuck func()) *clientConn {
-	cc := &clientConn{Conn: c, writeTimeout: writeTimeout, stuck: stuck, done: make(chan struct{})}
+// newClientConn wraps c. maxBacklog bounds what waits for the socket;
+// one write is taken into an empty backlog whatever its size.
+func newClientConn(c net.Conn, writeTimeout time.Duration, maxBacklog int, stuck func()) *clientConn {
+	cc := &clientConn{Conn: c, writeTimeout: writeTimeout, maxBacklog: maxBacklog, stuck: stuck, done: make(chan struct{})}
 	cc.wake = sync.NewCond(&cc.mu)
 	go cc.writer()
 	return cc
@@ -79,7 +84,7 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		}
 		c.connacked, c.held, p = true, nil, out
 	}
-	if len(c.backlog)+len(p) > maxBacklog {
+	if len(c.backlog) > 0 && len(c.backlog)+len(p) > c.maxBacklog {
 		c.fail(errStuck)
 		return 0, c.err
 	}
@@ -119,36 +124,48 @@ func (c *clientConn) writer() {
 		}
 		out := c.backlog
 		c.backlog = nil
-		deadline := time.Now().Add(c.writeTimeout)
-		if c.closing {
-			deadline = time.Now().Add(closeGrace)
-		}
 		c.mu.Unlock()
 
-		_ = c.Conn.SetWriteDeadline(deadline)
-		if _, err := c.Conn.Write(out); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = errStuck
+		for len(out) > 0 {
+			n := min(len(out), writeChunk)
+			c.setWriteDeadline()
+			if _, err := c.Conn.Write(out[:n]); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					err = errStuck
+				}
+				c.mu.Lock()
+				c.fail(err)
+				c.mu.Unlock()
+				return
 			}
-			c.mu.Lock()
-			c.fail(err)
-			c.mu.Unlock()
-			return
+			out = out[n:]
 		}
 	}
+}
+
+// setWriteDeadline gives the next write writeTimeout, or closeGrace once
+// the connection is closing. It holds mu, so that Close, which shortens
+// the deadline of a write in progress, is not undone by it.
+func (c *clientConn) setWriteDeadline() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.writeTimeout
+	if c.closing {
+		d = closeGrace
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
 }
 
 // Close ends the connection: reads end at once, and the backlog has
 // closeGrace to be written before the socket closes.
 func (c *clientConn) Close() error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
 		return nil
 	}
 	c.closing = true
 	c.wake.Broadcast()
-	c.mu.Unlock()
 	_ = c.Conn.SetReadDeadline(time.Now())
 	// A write in progress gets the grace too. A WebSocket's own deadline
 	// may only be set by its writer: set its network connection's.
@@ -158,6 +175,15 @@ func (c *clientConn) Close() error {
 	}
 	_ = raw.SetWriteDeadline(time.Now().Add(closeGrace))
 	return nil
+}
+
+// wait waits until the backlog is written out (or closeGrace has passed
+// since Close) and the socket is closed.
+func (c *clientConn) wait() {
+	select {
+	case <-c.done:
+	case <-time.After(2 * closeGrace):
+	}
 }
 
 // connackAhead finds a whole CONNACK among the packets in b and returns b

@@ -23,7 +23,7 @@ func TestConnackAhead(t *testing.T) {
 		{"long publish split, then connack", [][]byte{big[:50], big[50:], connack}, append(append([]byte{}, connack...), big...)},
 	} {
 		got := &writerConn{}
-		cc := newClientConn(got, time.Second, nil)
+		cc := newClientConn(got, time.Second, 1<<20, nil)
 		for _, w := range c.in {
 			if n, err := cc.Write(w); n != len(w) || err != nil {
 				t.Fatalf("%s: Write = %d, %v", c.name, n, err)
@@ -55,7 +55,7 @@ func TestClientConnStuck(t *testing.T) {
 	server, client := net.Pipe() // nobody reads client
 	defer client.Close()
 	stuck := make(chan struct{}, 1)
-	cc := newClientConn(server, time.Second, func() { stuck <- struct{}{} })
+	cc := newClientConn(server, time.Second, 1<<20, func() { stuck <- struct{}{} })
 	start := time.Now()
 	for range 100 {
 		if _, err := cc.Write([]byte{0x20, 0x03, 0, 0, 0}); err != nil && !errors.Is(err, errStuck) {

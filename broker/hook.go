@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -36,15 +37,16 @@ type hook struct {
 	sessions *sessions // nil: sessions are kept in memory only
 	stored   storedState
 
-	capMu   sync.Mutex       // one capSessions at a time
-	offline map[string]int64 // under capMu: when each offline session went offline (unix ns)
+	capMu    sync.Mutex       // guards offline and resuming, and ends sessions one at a time
+	offline  map[string]int64 // when each offline session went offline (unix ns)
+	resuming map[string]bool  // client ids whose session a new connection is taking
 
 	limiters sync.Map // *mqtt.Client -> *rate.Limiter
 	userLims sync.Map // user -> *rate.Limiter, for publishes over HTTP (configured users only)
 }
 
 func newHook(b *Broker) *hook {
-	h := &hook{b: b, offline: map[string]int64{}}
+	h := &hook{b: b, offline: map[string]int64{}, resuming: map[string]bool{}}
 	h.presence = newPresence(b)
 	h.stamps = newStamps()
 	h.flood = newFloodGuard(b.cfg.HoldOff)
@@ -75,7 +77,7 @@ func (h *hook) ID() string { return "hearth" }
 func (h *hook) Provides(e byte) bool {
 	switch e {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
+		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
 		mqtt.OnClientExpired, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete,
 		mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnSubscribed:
 		return true
@@ -93,6 +95,10 @@ func userOf(cl *mqtt.Client) string { return string(cl.Properties.Username) }
 // OnConnect runs before authentication, once mochi has read the CONNECT.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	noSendQuota(cl)
+	// No outbound topic aliases: a queued message sent with one would be
+	// stored and resent without its topic, to a connection that does not
+	// know the alias.
+	cl.Properties.Props.TopicAliasMaximum = 0
 	return nil
 }
 
@@ -234,9 +240,6 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			h.disconnectFlooder(cl)
 			return pk, packets.ErrRejectPacket
 		}
-		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
-			h.flooded(cl) // refusePublish disconnects it
-		}
 		return pk, h.refusePublish(cl, pk, packets.ErrMessageRateTooHigh)
 	}
 	kind, err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain)
@@ -360,6 +363,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == 0 {
 		pk.Properties.MaximumPacketSize = uint32(packetLimit(h.b.cfg.MaxMessageBytes))
 		if pk.SessionPresent {
+			h.dropAcks(cl)
 			h.takeover.settle(cl)
 			h.stamps.renumber(cl)
 		}
@@ -367,9 +371,31 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	return pk
 }
 
+// OnSessionEstablish runs before mochi hands an existing session to a new
+// connection: the session is not to be ended meanwhile (wentOffline).
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.capMu.Lock()
+	h.resuming[cl.ID] = true
+	h.capMu.Unlock()
+}
+
+// dropAcks removes acknowledgement records from a resumed session's
+// queue before mochi resends it. mochi keeps one while it answers a QoS 1
+// publish, and leaves it behind if the connection failed first; resent,
+// it would acknowledge a publish of the client's under the stand-in id
+// (see sharedIDs), which may be another of the client's own ids.
+func (h *hook) dropAcks(cl *mqtt.Client) {
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type == packets.Puback && cl.State.Inflight.Delete(pk.PacketID) {
+			atomic.AddInt64(&h.b.server.Info.Inflight, -1)
+		}
+	}
+}
+
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.capMu.Lock()
 	delete(h.offline, cl.ID)
+	delete(h.resuming, cl.ID)
 	h.capMu.Unlock()
 	if h.sessions != nil && !cl.Net.Inline {
 		h.sessions.established(cl)
@@ -469,6 +495,9 @@ const maxOfflineSessions = 20
 func (h *hook) wentOffline(cl *mqtt.Client, expire bool) {
 	h.capMu.Lock()
 	defer h.capMu.Unlock()
+	if h.resuming[cl.ID] && !cl.IsTakenOver() {
+		delete(h.resuming, cl.ID) // it never got its session
+	}
 	if expire {
 		delete(h.offline, cl.ID)
 		return
@@ -480,7 +509,11 @@ func (h *hook) wentOffline(cl *mqtt.Client, expire bool) {
 	user := userOf(cl)
 	var offline []*mqtt.Client
 	for _, c := range h.b.server.Clients.GetAll() {
-		if c != cl && userOf(c) == user && c.Closed() && !c.IsTakenOver() && !c.Net.Inline {
+		// Not a session being resumed, nor one whose connection has just
+		// ended (no time yet); restored ones (no connection) count.
+		_, seen := h.offline[c.ID]
+		if c != cl && userOf(c) == user && c.Closed() && !c.IsTakenOver() && !c.Net.Inline &&
+			!h.resuming[c.ID] && (seen || c.Net.Conn == nil) {
 			offline = append(offline, c)
 		}
 	}
@@ -492,6 +525,9 @@ func (h *hook) wentOffline(cl *mqtt.Client, expire bool) {
 		return cmp.Or(cmp.Compare(h.offline[a.ID], h.offline[b.ID]), cmp.Compare(a.StopTime(), b.StopTime()))
 	})
 	for _, c := range offline[:len(offline)-maxOfflineSessions+1] {
+		if cur, ok := h.b.server.Clients.Get(c.ID); !ok || cur != c {
+			continue
+		}
 		h.b.log.Info("mqtt session ended: too many offline sessions", "user", user, "client", c.ID, "limit", maxOfflineSessions)
 		h.b.Stats.SessionsCapped.Add(1)
 		c.ClearInflights()
@@ -522,6 +558,9 @@ func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 func (h *hook) OnClientExpired(cl *mqtt.Client) {
 	h.capMu.Lock()
 	defer h.capMu.Unlock()
+	if cur, ok := h.b.server.Clients.Get(cl.ID); cl.IsTakenOver() || h.resuming[cl.ID] || !ok || cur != cl {
+		return // a new connection has the session now
+	}
 	h.endSession(cl)
 }
 

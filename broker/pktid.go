@@ -24,8 +24,9 @@ import (
 // Likewise, a SUBSCRIBE or UNSUBSCRIBE whose id a delivery holds is
 // refused with 0x91 (packet identifier in use), which MQTT does not ask.
 //
-// So mochi never sees the client's own ids: each QoS 1 publish, subscribe
-// and unsubscribe is handed to mochi under an id taken from the
+// So mochi never sees the client's own ids: each publish at QoS 1 (hearth
+// takes QoS 2 as QoS 1), subscribe and unsubscribe is handed to mochi
+// under an id taken from the
 // deliveries' allocator (which gives it to no delivery until it has gone
 // round all 65,535), and the answer goes back with the client's id.
 type sharedIDs struct {
@@ -50,8 +51,8 @@ var answers = map[byte]byte{packets.Publish: packets.Puback, packets.Subscribe: 
 // gives it its stand-in id.
 func (g *sharedIDs) read(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	answer, ok := answers[pk.FixedHeader.Type]
-	if !ok || (pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos != 1) || cl.Net.Inline {
-		return pk
+	if !ok || (pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 0) || pk.PacketID == 0 || cl.Net.Inline {
+		return pk // id 0 is a protocol error mochi answers itself
 	}
 	id, err := cl.NextPacketID()
 	if err != nil {

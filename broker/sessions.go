@@ -41,8 +41,10 @@ type sessions struct {
 	mu        sync.Mutex
 	cond      *sync.Cond // on mu: wakes the writer, waiters for commits, and writers held by a full queue
 	ops       []sessionOp
-	queued    uint64 // writes queued so far
-	committed uint64 // writes committed so far
+	queued    uint64                  // writes queued so far
+	committed uint64                  // writes committed so far
+	owner     map[string]*mqtt.Client // the connection that established each stored session last
+	draining  bool                    // the broker is closing: writes no longer wait for room
 	closing   bool
 	done      chan struct{}
 }
@@ -92,7 +94,7 @@ func openSessions(path string, server *mqtt.Server, log *slog.Logger) (*sessions
 		db.Close()
 		return nil, fmt.Errorf("open sessions %s: %w", path, err)
 	}
-	s := &sessions{db: db, server: server, log: log, done: make(chan struct{})}
+	s := &sessions{db: db, server: server, log: log, owner: map[string]*mqtt.Client{}, done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.run()
 	return s, nil
@@ -168,7 +170,7 @@ func (s *sessions) current(cl *mqtt.Client) bool {
 
 // enqueue adds writes to the queue; mu is held.
 func (s *sessions) enqueue(ops ...sessionOp) {
-	for len(s.ops) >= maxPendingWrites && !s.closing {
+	for len(s.ops) >= maxPendingWrites && !s.closing && !s.draining {
 		s.cond.Wait()
 	}
 	if s.closing {
@@ -185,23 +187,28 @@ func (s *sessions) established(cl *mqtt.Client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !persistent(cl) {
+		delete(s.owner, cl.ID)
 		s.enqueue(sessionOp{key: clientKey(cl.ID), client: true})
 		return
 	}
+	s.owner[cl.ID] = cl
 	s.enqueue(sessionOp{bucket: bucketClients, key: clientKey(cl.ID), val: recordOf(cl, 0)})
 }
 
 // disconnected stores when a persistent session lost its connection, or
-// forgets a session that ends with it. Restored sessions (no connection)
-// and connections taken over are left alone.
+// forgets a session that ends with it. Only the connection that holds the
+// session counts: not one taken over (mochi marks it so only after it is
+// disconnected, so the owner decides), nor a restored session (no
+// connection).
 func (s *sessions) disconnected(cl *mqtt.Client, expire bool) {
-	if cl.Net.Conn == nil || cl.Net.Inline || cl.IsTakenOver() {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.owner[cl.ID] != cl {
+		return
+	}
 	switch {
 	case expire:
+		delete(s.owner, cl.ID)
 		s.enqueue(sessionOp{key: clientKey(cl.ID), client: true})
 	case persistent(cl):
 		s.enqueue(sessionOp{bucket: bucketClients, key: clientKey(cl.ID), val: recordOf(cl, time.Now().Unix())})
@@ -212,6 +219,7 @@ func (s *sessions) disconnected(cl *mqtt.Client, expire bool) {
 func (s *sessions) expired(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.owner, id)
 	s.enqueue(sessionOp{key: clientKey(id), client: true})
 }
 
@@ -334,13 +342,20 @@ func (s *sessions) run() {
 		s.mu.Unlock()
 
 		for {
-			err := s.db.Update(func(tx *bolt.Tx) error { return apply(tx, ops) })
+			err := s.db.Update(func(tx *bolt.Tx) error { return s.apply(tx, ops) })
 			if err == nil {
 				break
 			}
 			// The disk is full or failing: keep the writes and try again;
-			// once the queue is full, the broker waits with it.
+			// once the queue is full, the broker waits with it. Closing,
+			// they are given up.
 			s.log.Error("session store: write failed; retrying", "writes", len(ops), "error", err)
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				break
+			}
 			time.Sleep(time.Second)
 		}
 
@@ -351,7 +366,10 @@ func (s *sessions) run() {
 	}
 }
 
-func apply(tx *bolt.Tx, ops []sessionOp) error {
+// apply writes ops in tx. A record bbolt refuses (a key or value too
+// large: a subscription filter longer than 32 KiB, say) is left out, with
+// a warning, rather than failing the batch for good.
+func (s *sessions) apply(tx *bolt.Tx, ops []sessionOp) error {
 	for _, op := range ops {
 		if op.client {
 			if err := deleteClient(tx, op.key); err != nil {
@@ -360,17 +378,21 @@ func apply(tx *bolt.Tx, ops []sessionOp) error {
 			continue
 		}
 		b := tx.Bucket(op.bucket)
+		var err error
 		if op.val == nil {
-			if err := b.Delete(op.key); err != nil {
-				return err
+			err = b.Delete(op.key)
+		} else {
+			var v []byte
+			if v, err = json.Marshal(op.val); err == nil {
+				err = b.Put(op.key, v)
 			}
+		}
+		var je *json.UnsupportedValueError
+		if errors.Is(err, bolt.ErrKeyTooLarge) || errors.Is(err, bolt.ErrValueTooLarge) || errors.Is(err, bolt.ErrKeyRequired) || errors.As(err, &je) {
+			s.log.Warn("session store: record left out", "bucket", string(op.bucket), "error", err)
 			continue
 		}
-		v, err := json.Marshal(op.val)
 		if err != nil {
-			return err
-		}
-		if err := b.Put(op.key, v); err != nil {
 			return err
 		}
 	}
@@ -413,6 +435,15 @@ func (s *sessions) Flush() {
 	for s.committed < upto && !s.closing {
 		s.cond.Wait()
 	}
+}
+
+// Drain lets writes queue without waiting for room while the broker
+// closes, so that a failing disk cannot hold up its shutdown.
+func (s *sessions) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 // Close commits what is queued and closes the file.

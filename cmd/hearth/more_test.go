@@ -169,6 +169,24 @@ func TestWebSocket(t *testing.T) {
 	if code := api(t, app, "GET", "/mqtt", "", nil, nil); code != http.StatusBadRequest {
 		t.Errorf("plain GET /mqtt: %d, want 400", code)
 	}
+
+	// A refused CONNECT gets its CONNACK before the WebSocket closes, so a
+	// browser learns why.
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"mqtt"}}).Dial(u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	connect := []byte{0x10, 26, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 60,
+		0, 2, 'w', 's', 0, 3, 'd', 'a', 'd', 0, 5, 'w', 'r', 'o', 'n', 'g'}
+	if err := conn.WriteMessage(websocket.BinaryMessage, connect); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := conn.ReadMessage()
+	if err != nil || len(b) < 4 || b[0] != 0x20 || b[3] == 0 {
+		t.Fatalf("a wrong password over WebSocket: %x, %v; want a refusing CONNACK", b, err)
+	}
 }
 
 // TestPublishRateLimit: over publish_rate and publish_burst, a publish
