@@ -131,7 +131,7 @@ func (a *Authenticator) Verify(token string) (User, error) {
 // MQTT CONNECT does. Something shaped like a token is only tried as one,
 // so a token never costs a bcrypt comparison.
 func (a *Authenticator) Login(name, secret string) (User, error) {
-	if looksLikeToken(secret) {
+	if LooksLikeToken(secret) {
 		u, err := a.Verify(secret)
 		if err != nil || u.Name != name {
 			return User{}, ErrBadCredentials
@@ -141,9 +141,9 @@ func (a *Authenticator) Login(name, secret string) (User, error) {
 	return a.CheckPassword(name, secret)
 }
 
-// looksLikeToken reports whether s has a JWT's shape: three base64url
+// LooksLikeToken reports whether s has a JWT's shape: three base64url
 // parts, the first of which decodes to a JSON header.
-func looksLikeToken(s string) bool {
+func LooksLikeToken(s string) bool {
 	if len(s) < 40 || len(s) > 4096 || s[:3] != "eyJ" {
 		return false
 	}

@@ -175,8 +175,8 @@ func TestIssueVerify(t *testing.T) {
 	if want := authEpoch.Add(time.Hour); !exp.Equal(want) {
 		t.Errorf("Issue expiry = %v, want %v", exp, want)
 	}
-	if !looksLikeToken(tok) {
-		t.Errorf("looksLikeToken(issued token %q) = false", tok)
+	if !LooksLikeToken(tok) {
+		t.Errorf("LooksLikeToken(issued token %q) = false", tok)
 	}
 	u, err := a.Verify(tok)
 	if err != nil {
@@ -386,8 +386,8 @@ func TestLooksLikeToken(t *testing.T) {
 		{"Eyj" + strings.Repeat("x", 40) + ".a.b", false},
 	}
 	for _, tt := range tests {
-		if got := looksLikeToken(tt.s); got != tt.want {
-			t.Errorf("looksLikeToken(%.50q) = %v, want %v", tt.s, got, tt.want)
+		if got := LooksLikeToken(tt.s); got != tt.want {
+			t.Errorf("LooksLikeToken(%.50q) = %v, want %v", tt.s, got, tt.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package hearth
 
 import (
+	"net"
 	"sync"
 	"time"
 )
@@ -56,22 +57,29 @@ func NewLoginLimiter() *LoginLimiter {
 	return &LoginLimiter{users: map[string]*bucket{}, ips: map[string]*bucket{}, now: time.Now}
 }
 
-// Begin starts a login attempt for user from address ip. It returns how
+// Begin starts a login attempt for user from the remote address (host and
+// port, or a host; the port is not counted). It returns how
 // long the caller must wait (and a nil attempt) when failures used up
 // either bucket, or the attempt. Attempts being checked count against the
 // buckets too: one that would exceed them waits (a few seconds at most)
 // for those to end, so that guesses made in parallel get no further than
 // guesses made one by one, while several devices logging in at once all
 // get in. Done ends the attempt.
-func (l *LoginLimiter) Begin(user, ip string) (*LoginAttempt, time.Duration) {
+func (l *LoginLimiter) Begin(user, remote string) (*LoginAttempt, time.Duration) {
+	ip := hostOf(remote)
 	start := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
 		now := l.now()
-		ub := l.get(l.users, user, userFailEvery, userFailBurst, now)
+		// The address first: a blocked address makes no bucket for the
+		// names it tries.
 		ib := l.get(l.ips, ip, ipFailEvery, ipFailBurst, now)
-		if d := max(ub.delay(), ib.delay()); d > 0 {
+		if d := ib.delay(); d > 0 {
+			return nil, d
+		}
+		ub := l.get(l.users, user, userFailEvery, userFailBurst, now)
+		if d := ub.delay(); d > 0 {
 			return nil, d
 		}
 		if ub.tokens-float64(ub.pending) >= 1 && ib.tokens-float64(ib.pending) >= 1 {
@@ -86,6 +94,16 @@ func (l *LoginLimiter) Begin(user, ip string) (*LoginAttempt, time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 		l.mu.Lock()
 	}
+}
+
+// hostOf is the host part of a remote address. hearth does not trust
+// X-Forwarded-For: behind a reverse proxy, every client shares its address.
+func hostOf(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
 }
 
 // beginWait is the longest an attempt waits for others being checked.

@@ -152,6 +152,11 @@ func FuzzCanSubscribe(f *testing.F) {
 		if p.CanReceive("kid", filter) && ParseTopic(filter).Room == "parents" {
 			t.Fatalf("kid may receive %q", filter)
 		}
+		// A filter that names the parents' room matches nothing else, so
+		// kid may not subscribe to it.
+		if lv := strings.Split(filter, "/"); len(lv) > 2 && lv[0] == "rooms" && lv[1] == "parents" && p.CanSubscribe("kid", filter) {
+			t.Fatalf("kid may subscribe to %q", filter)
+		}
 	})
 }
 

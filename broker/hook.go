@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -119,14 +118,24 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.log.Debug("mqtt connection refused: no user", "remote", cl.Net.Remote)
 		return false
 	}
-	try, wait := h.b.cfg.Logins.Begin(user, hostOf(cl.Net.Remote))
-	if try == nil {
-		h.b.Stats.AuthFailures.Add(1)
-		h.b.log.Debug("mqtt connection refused: too many failed logins", "user", user, "remote", cl.Net.Remote, "retry_in", wait)
-		return h.refuse(cl, packets.ErrConnectionRateExceeded)
+	password := string(pk.Connect.Password)
+	// Failed password logins are limited, here and at POST /api/login
+	// alike. A token costs no bcrypt and cannot be guessed: a browser's
+	// token login goes through even while someone guesses its user's
+	// password.
+	var try *hearth.LoginAttempt
+	if !hearth.LooksLikeToken(password) {
+		var wait time.Duration
+		if try, wait = h.b.cfg.Logins.Begin(user, cl.Net.Remote); try == nil {
+			h.b.Stats.AuthFailures.Add(1)
+			h.b.log.Debug("mqtt connection refused: too many failed logins", "user", user, "remote", cl.Net.Remote, "retry_in", wait)
+			return h.refuse(cl, packets.ErrConnectionRateExceeded)
+		}
 	}
-	_, err := h.b.auth.Login(user, string(pk.Connect.Password))
-	try.Done(err == nil)
+	_, err := h.b.auth.Login(user, password)
+	if try != nil {
+		try.Done(err == nil)
+	}
 	if err != nil {
 		h.b.Stats.AuthFailures.Add(1)
 		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
@@ -168,15 +177,6 @@ func (h *hook) clientIDFree(id, user string) bool {
 	}
 	existing, ok := h.b.server.Clients.Get(id)
 	return !ok || userOf(existing) == user
-}
-
-// hostOf is the host part of a remote address.
-func hostOf(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return remote
-	}
-	return host
 }
 
 // resumes reports whether a connection with this client id is open now:

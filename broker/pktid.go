@@ -68,6 +68,11 @@ func (g *sharedIDs) read(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // encode gives the answer to the packet being handled the client's id
 // back (OnPacketEncode).
 func (g *sharedIDs) encode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Suback, packets.Unsuback:
+	default:
+		return pk // deliveries and the rest: no lock on the way out
+	}
 	g.mu.Lock()
 	in, ok := g.handled[cl]
 	g.mu.Unlock()

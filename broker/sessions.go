@@ -39,7 +39,7 @@ type sessions struct {
 	log    *slog.Logger
 
 	mu        sync.Mutex
-	cond      *sync.Cond // on mu: wakes the writer, waiters for commits, and writers held by a full queue
+	cond      *sync.Cond // on mu: wakes the writer, and writers held by a full queue
 	ops       []sessionOp
 	queued    uint64                  // writes queued so far
 	committed uint64                  // writes committed so far
@@ -226,9 +226,12 @@ func (s *sessions) expired(id string) {
 // subscriptions stores or deletes cl's subscriptions to filters, as cl
 // holds them now.
 func (s *sessions) subscriptions(cl *mqtt.Client, filters packets.Subscriptions) {
+	if !persistent(cl) {
+		return // before the lock: most deliveries are to sessions that end with their connection
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !persistent(cl) || !s.current(cl) {
+	if !s.current(cl) {
 		return
 	}
 	for _, f := range filters {
@@ -251,9 +254,12 @@ func (s *sessions) subscriptions(cl *mqtt.Client, filters packets.Subscriptions)
 // inflight stores or deletes the message queued for cl under packet id,
 // as cl holds it now.
 func (s *sessions) inflight(cl *mqtt.Client, id uint16) {
+	if !persistent(cl) {
+		return // before the lock: most deliveries are to sessions that end with their connection
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !persistent(cl) || !s.current(cl) {
+	if !s.current(cl) {
 		return
 	}
 	op := sessionOp{bucket: bucketInflight, key: inflightKey(cl.ID, id)}
@@ -425,16 +431,6 @@ func (s *sessions) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return int(s.queued - s.committed)
-}
-
-// Flush waits until every write queued before the call is committed.
-func (s *sessions) Flush() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	upto := s.queued
-	for s.committed < upto && !s.closing {
-		s.cond.Wait()
-	}
 }
 
 // Drain lets writes queue without waiting for room while the broker

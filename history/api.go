@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -201,7 +200,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return errStatus(http.StatusBadRequest, "username and password are required")
 	}
-	try, d := a.logins.Begin(req.Username, clientIP(r))
+	try, d := a.logins.Begin(req.Username, r.RemoteAddr)
 	if try == nil {
 		secs := int(math.Ceil(d.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -434,14 +433,4 @@ func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%012x%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
-}
-
-// clientIP is the address the request came from. hearth does not trust
-// X-Forwarded-For: behind a proxy, every client shares its address.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

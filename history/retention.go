@@ -35,6 +35,50 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 		return 0, nil
 	}
 	cutoff := now.Add(-r.MaxAge).UnixMilli()
+	// doomed lists the oldest messages to delete, at most pruneBatch.
+	// Only the oldest are ever deleted, so seqs in the bucket are
+	// contiguous and the count is their span.
+	doomed := func(mb *bolt.Bucket, most int) ([]hearth.Message, error) {
+		c := mb.Cursor()
+		first, _ := c.First()
+		last, _ := c.Last()
+		if first == nil {
+			return nil, nil
+		}
+		count := int(seqOf(last) - seqOf(first) + 1)
+		var out []hearth.Message
+		for k, v := c.First(); k != nil && len(out) < most; k, v = c.Next() {
+			m, err := decode(k, v)
+			if err != nil {
+				return nil, err
+			}
+			tooMany := r.MaxMessages > 0 && count-len(out) > r.MaxMessages
+			tooOld := r.MaxAge > 0 && m.At < cutoff
+			if !tooMany && !tooOld {
+				break
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	}
+	// Most passes find nothing to delete: a read transaction says so
+	// without a write (and its disk sync) beside the archive's.
+	var first []hearth.Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mb := tx.Bucket(msgBucket(room))
+		if mb == nil {
+			return nil
+		}
+		var err error
+		first, err = doomed(mb, 1)
+		return err
+	})
+	if err != nil || len(first) == 0 {
+		if err != nil {
+			err = fmt.Errorf("prune room %s: %w", room, err)
+		}
+		return 0, err
+	}
 	total := 0
 	for {
 		n := 0
@@ -43,27 +87,9 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 			if mb == nil {
 				return nil
 			}
-			c := mb.Cursor()
-			first, _ := c.First()
-			last, _ := c.Last()
-			if first == nil {
-				return nil
-			}
-			// Only the oldest are ever deleted, so seqs in the bucket are
-			// contiguous and the count is their span.
-			count := int(seqOf(last) - seqOf(first) + 1)
-			var doomed []hearth.Message
-			for k, v := c.First(); k != nil && len(doomed) < pruneBatch; k, v = c.Next() {
-				m, err := decode(k, v)
-				if err != nil {
-					return err
-				}
-				tooMany := r.MaxMessages > 0 && count-len(doomed) > r.MaxMessages
-				tooOld := r.MaxAge > 0 && m.At < cutoff
-				if !tooMany && !tooOld {
-					break
-				}
-				doomed = append(doomed, m)
+			doomed, err := doomed(mb, pruneBatch)
+			if err != nil {
+				return err
 			}
 			for _, m := range doomed {
 				if err := mb.Delete(seqKey(m.Seq)); err != nil {

@@ -40,9 +40,15 @@ func TestPrune(t *testing.T) {
 			if _, err := s.Append(msgs); err != nil {
 				t.Fatal(err)
 			}
+			st := s.db.Stats()
+			writes := st.TxStats.GetWrite()
 			n, err := s.Prune("family", c.r, now)
 			if err != nil || n != c.deleted {
 				t.Fatalf("Prune: %d, %v; want %d deleted", n, err, c.deleted)
+			}
+			st = s.db.Stats()
+			if wrote := st.TxStats.GetWrite() - writes; (wrote > 0) != (c.deleted > 0) {
+				t.Errorf("Prune deleting %d wrote %d pages: a pass with nothing to delete writes nothing", c.deleted, wrote)
 			}
 			all, _, _ := s.Page("family", Query{Limit: MaxLimit, HasAfter: true})
 			newest, _, _ := s.Page("family", Query{Limit: 1})

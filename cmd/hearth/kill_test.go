@@ -300,11 +300,15 @@ func (o *outbox) pump(ctx context.Context, c *paho.Client) {
 func httpLogin(t *testing.T, addr, user string) string {
 	t.Helper()
 	var r struct{ Token string }
-	httpDo(t, "POST", "http://"+addr+"/api/login", "", fmt.Sprintf(`{"username":%q,"password":%q}`, user, password(user)), &r)
+	if code := httpDo(t, "POST", "http://"+addr+"/api/login", "", fmt.Sprintf(`{"username":%q,"password":%q}`, user, password(user)), &r); code != 200 {
+		t.Fatalf("login %s: status %d", user, code)
+	}
 	return r.Token
 }
 
 func httpGet(t *testing.T, addr, path, tok string, out any) {
 	t.Helper()
-	httpDo(t, "GET", "http://"+addr+path, tok, "", out)
+	if code := httpDo(t, "GET", "http://"+addr+path, tok, "", out); code != 200 {
+		t.Fatalf("GET %s: status %d", path, code)
+	}
 }

@@ -371,8 +371,12 @@ func TestConnectionLimits(t *testing.T) {
 	app := startApp(t, cfg)
 	addr := app.MQTTAddr()
 	mustDial(t, addr, "kid", connectOpts{clientID: "kid-1"})
-	mustDial(t, addr, "kid", connectOpts{clientID: "kid-2"})
-	waitFor(t, "kid counted twice", 5*time.Second, func() bool { return app.broker.Stats.TooMany.Load() == 0 })
+	kid2 := mustDial(t, addr, "kid", connectOpts{clientID: "kid-2"})
+	// Connections are counted once their session is established, which
+	// can come after the CONNACK: wait until presence says two.
+	kid2.subscribe(hearth.PresenceTopic("kid"))
+	for p := nextPresence(t, kid2, "kid"); p.Connections != 2; p = nextPresence(t, kid2, "kid") {
+	}
 	if _, ca, err := dial(t, addr, "kid", connectOpts{clientID: "kid-3"}); err == nil || ca == nil || ca.ReasonCode != 0x97 {
 		t.Fatalf("third connection of kid: connack %+v err %v, want 0x97", ca, err)
 	}
