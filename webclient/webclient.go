@@ -59,8 +59,8 @@ func csp(host string) string {
 	if validHost(host) {
 		connect += " ws://" + host + " wss://" + host
 	}
-	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"connect-src " + connect + "; worker-src blob:; manifest-src 'self'; " +
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+		"connect-src " + connect + "; worker-src blob:; " +
 		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,17 +16,11 @@ import (
 	"hearth/webclient"
 )
 
-// browser starts Debian's Chromium (headless) for the test. Without it
-// the test is skipped on a developer's machine and fails in CI.
+// browser starts Debian's Chromium (headless) for the test; like the other
+// independent peers, it must be installed (.ci/run does).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium not found: apt-get install chromium (.ci/run does)")
-		}
-		t.Skip("chromium not found: apt-get install chromium to run the browser tests")
-	}
+	path := needTool(t, "chromium", "chromium")
 	if !webclient.Built() {
 		t.Fatal("the web chat is not built: run `make test` (it runs npm ci and the bundle step first)")
 	}

@@ -300,8 +300,7 @@ export class Chat {
     client.on("connect", (connack) => this.onConnect(connack));
     client.on("message", (topic, payload) => this.onMessage(topic, payload));
     client.on("reconnect", () => this.setConn("offline"));
-    client.on("offline", () => this.onOffline());
-    client.on("close", () => this.onOffline());
+    client.on("close", () => this.onOffline()); // every drop, and a failed connect
     client.on("error", (err) => this.onMqttError(err));
     client.on("disconnect", (packet) => this.onServerDisconnect(packet));
   }
@@ -576,7 +575,7 @@ export class Chat {
     try {
       const data = await this.api(`/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${PAGE}`);
       if (view !== this.view) return;
-      for (const m of pageOf(data)) this.addArchived(view, m);
+      this.addPage(view, pageOf(data));
       view.loaded = true;
       view.hasOlder = data.has_more === true;
       this.dom.messages.dataset.more = String(view.hasOlder);
@@ -612,7 +611,7 @@ export class Chat {
       const messages = pageOf(data);
       const height = el.scrollHeight;
       const top = el.scrollTop;
-      for (const m of messages) this.addArchived(view, m);
+      this.addPage(view, messages);
       el.scrollTop = top + (el.scrollHeight - height);
       view.hasOlder = data.has_more === true && messages.length > 0;
       el.dataset.more = String(view.hasOlder);
@@ -661,7 +660,7 @@ export class Chat {
         if (view !== this.view) return;
         const messages = pageOf(data);
         const stick = this.nearBottom();
-        for (const m of messages) this.addArchived(view, m);
+        this.addPage(view, messages);
         if (stick) this.scrollToBottom();
         this.dom.messages.dataset.empty = String(view.list.size === 0);
         const last = messages[messages.length - 1];
@@ -696,15 +695,22 @@ export class Chat {
     }, SETTLE_MS);
   }
 
-  // addArchived shows a message from the history API. An own message there
-  // is archived: it leaves the outbox.
-  addArchived(view, m) {
-    if (!m || typeof m.id !== "string" || typeof m.text !== "string" || typeof m.from !== "string") return;
-    const own = m.from === this.me;
-    if (own) {
-      this.store.removeOutbox(m.id);
-      this.tries.delete(m.id);
+  // addPage shows a page from the history API. Own messages there are
+  // archived: they leave the outbox (in one storage write).
+  addPage(view, messages) {
+    const own = [];
+    for (const m of messages) {
+      if (this.addArchived(view, m)) own.push(m.id);
     }
+    this.store.removeOutbox(...own);
+    for (const id of own) this.tries.delete(id);
+  }
+
+  // addArchived shows a message from the history API, and reports whether
+  // it is the user's own.
+  addArchived(view, m) {
+    if (!m || typeof m.id !== "string" || typeof m.text !== "string" || typeof m.from !== "string") return false;
+    const own = m.from === this.me;
     view.list.add({
       id: m.id,
       from: m.from,
@@ -714,6 +720,7 @@ export class Chat {
       seq: m.seq,
       status: own ? "saved" : undefined,
     });
+    return own;
   }
 
   // markRead marks everything of the open room read: its newest seq known
@@ -784,14 +791,12 @@ export class Chat {
     this.store.removeOutbox(id);
     this.tries.delete(id);
     const r = this.rooms.get(room);
-    if (r) {
-      // Our own message does not make the room unread.
-      if (this.store.lastRead(room) >= seq - 1) this.store.markRead(room, seq);
-      if (seq > (r.last_seq || 0)) r.last_seq = seq;
-    }
+    if (r && seq > (r.last_seq || 0)) r.last_seq = seq;
     if (room === this.current && this.view) {
       this.view.list.update(id, { seq, at, status: "saved" });
       this.markRead();
+    } else if (r && this.store.lastRead(room) >= seq - 1) {
+      this.store.markRead(room, seq); // our own message does not make the room unread
     }
   }
 
@@ -875,6 +880,7 @@ export class Chat {
     if (btn.classList.contains("discard")) {
       this.store.removeOutbox(id);
       this.view.list.remove(id);
+      this.dom.messages.dataset.empty = String(this.view.list.size === 0);
       this.dom.text.focus();
       return;
     }

@@ -39,10 +39,6 @@ export class MessageList {
     el.textContent = "";
   }
 
-  has(id) {
-    return this.byId.has(id);
-  }
-
   get size() {
     return this.byId.size;
   }

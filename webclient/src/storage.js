@@ -39,10 +39,6 @@ export class UserStore {
       .sort((a, b) => (a.ts || 0) - (b.ts || 0));
   }
 
-  outboxEntry(id) {
-    return read(this.outboxKey, {})[id] || null;
-  }
-
   putOutbox(entry) {
     const box = read(this.outboxKey, {});
     box[entry.id] = entry;
@@ -58,12 +54,12 @@ export class UserStore {
     return box[id];
   }
 
-  removeOutbox(id) {
+  // removeOutbox removes entries by id, with one read and one write.
+  removeOutbox(...ids) {
     const box = read(this.outboxKey, {});
-    if (box[id]) {
-      delete box[id];
-      write(this.outboxKey, box);
-    }
+    const had = ids.filter((id) => box[id]);
+    for (const id of had) delete box[id];
+    if (had.length > 0) write(this.outboxKey, box);
   }
 
   // ---- read marks: {room: seq} ----
