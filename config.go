@@ -37,6 +37,7 @@ type Config struct {
 	Auth    AuthConfig   `yaml:"auth"`
 	Users   []User       `yaml:"users"`
 	Rooms   []Room       `yaml:"rooms"`
+	ACL     []ACLRule    `yaml:"acl"` // topics outside the chat tree
 	Bridge  BridgeConfig `yaml:"bridge"`
 }
 
@@ -60,6 +61,15 @@ type MQTTConfig struct {
 	// together); MaxConnectionsPerUser caps one user's. 0 = no limit.
 	MaxConnections        int `yaml:"max_connections"`
 	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// MaxQueuedBytes bounds what one session holds for its client (queued
+	// and unacknowledged messages); MaxOfflineBytes what all of one user's
+	// offline sessions hold together. A message over either is dropped
+	// and counted.
+	MaxQueuedBytes  int `yaml:"max_queued_bytes"`
+	MaxOfflineBytes int `yaml:"max_offline_bytes"`
+	// MaxKeepalive is the longest keep alive, in seconds, an MQTT 5 client
+	// gets (Server Keep Alive); 0 = the client's own.
+	MaxKeepalive int `yaml:"max_keepalive"`
 }
 
 // TLSConfig is the MQTT over TLS listener; it is off while Addr is "".
@@ -138,6 +148,8 @@ func DefaultConfig() Config {
 
 			MaxConnections:        1000,
 			MaxConnectionsPerUser: 20,
+			MaxQueuedBytes:        64 << 20,
+			MaxOfflineBytes:       256 << 20,
 		},
 		Auth:   AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
@@ -498,6 +510,15 @@ func (c *Config) Validate() error {
 	if n := c.MQTT.MaxConnectionsPerUser; n < 0 {
 		add("mqtt.max_connections_per_user", "must be 0 (no limit) or more, got %d", n)
 	}
+	if n := c.MQTT.MaxQueuedBytes; n < c.MQTT.MaxMessageBytes {
+		add("mqtt.max_queued_bytes", "must be at least mqtt.max_message_bytes (%d), got %d", c.MQTT.MaxMessageBytes, n)
+	}
+	if n := c.MQTT.MaxOfflineBytes; n < c.MQTT.MaxMessageBytes {
+		add("mqtt.max_offline_bytes", "must be at least mqtt.max_message_bytes (%d), got %d", c.MQTT.MaxMessageBytes, n)
+	}
+	if n := c.MQTT.MaxKeepalive; n < 0 || n > 65535 {
+		add("mqtt.max_keepalive", "must be between 0 (the client's own) and 65535 seconds, got %d", n)
+	}
 
 	if ttl := c.Auth.TokenTTL.D(); ttl <= 0 || ttl > MaxTokenTTL {
 		add("auth.token_ttl", "must be above 0 and at most 8760h (a year), got %s", c.Auth.TokenTTL)
@@ -629,6 +650,17 @@ func (c *Config) Validate() error {
 			}
 		}
 		break
+	}
+
+	// Access rules for topics outside the chat tree.
+	for i, r := range c.ACL {
+		for _, err := range checkACLRule(r, users) {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				ce.Key = fmt.Sprintf("acl[%d].%s", i, ce.Key)
+			}
+			errs = append(errs, err)
+		}
 	}
 
 	return errors.Join(errs...)

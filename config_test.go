@@ -232,7 +232,7 @@ func TestParseConfigValues(t *testing.T) {
 	want := Config{
 		DataDir: "./data",
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080", AllowedOrigins: []string{"https://chat.example.org", "http://localhost:5173"}},
-		MQTT:    MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20},
+		MQTT:    MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20, MaxQueuedBytes: 64 << 20, MaxOfflineBytes: 256 << 20},
 		Auth:    AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Users: []User{
 			{Name: "mum", PasswordHash: h["secret-mum"], Role: RoleAdmin},

@@ -14,7 +14,8 @@ const BridgeUser = "$hearth-bridge"
 type Policy struct {
 	roles map[string]Role
 	rooms map[string]roomAccess
-	names []string // room names in config order
+	names []string  // room names in config order
+	acl   []aclRule // for topics outside the chat tree
 }
 
 type roomAccess struct {
@@ -47,6 +48,9 @@ func NewPolicy(c *Config) *Policy {
 		}
 		p.rooms[r.Name] = a
 		p.names = append(p.names, r.Name)
+	}
+	for _, r := range c.ACL {
+		p.acl = append(p.acl, newACLRule(r))
 	}
 	return p
 }
@@ -109,8 +113,13 @@ func (p *Policy) CanRead(user, room string) bool {
 
 // CanPublish reports whether user may publish on topic (a name, not a
 // filter). Only the server writes presence; only the bridge writes
-// receipts; a user writes messages and typing only as itself.
-func (p *Policy) CanPublish(user, topic string) bool {
+// receipts; a user writes messages and typing only as itself. Topics
+// outside the chat tree are for admins and the acl rules (with client id
+// "" for "%c": see CanPublishAs).
+func (p *Policy) CanPublish(user, topic string) bool { return p.CanPublishAs(user, "", topic) }
+
+// CanPublishAs is CanPublish for a connection with a client id.
+func (p *Policy) CanPublishAs(user, client, topic string) bool {
 	t := ParseTopic(topic)
 	if user == BridgeUser {
 		return t.Kind == TopicReceipts
@@ -119,7 +128,8 @@ func (p *Policy) CanPublish(user, topic string) bool {
 	case TopicMessage, TopicTyping:
 		return t.User == user && p.CanWrite(user, t.Room)
 	case TopicOther:
-		return p.roles[user] == RoleAdmin
+		l := strings.Split(topic, "/")
+		return p.otherAccess(user, client, l, true, topicMatches, topicMatches)
 	}
 	return false
 }
@@ -127,7 +137,10 @@ func (p *Policy) CanPublish(user, topic string) bool {
 // CanReceive reports whether user may receive a message published on
 // topic (a name). It is checked for every delivery, so wildcard
 // subscriptions never leak a room the user cannot read.
-func (p *Policy) CanReceive(user, topic string) bool {
+func (p *Policy) CanReceive(user, topic string) bool { return p.CanReceiveAs(user, "", topic) }
+
+// CanReceiveAs is CanReceive for a connection with a client id.
+func (p *Policy) CanReceiveAs(user, client, topic string) bool {
 	t := ParseTopic(topic)
 	if user == BridgeUser {
 		return t.Kind == TopicMessage && p.HasRoom(t.Room)
@@ -142,8 +155,10 @@ func (p *Policy) CanReceive(user, topic string) bool {
 		return true
 	case TopicReceipts:
 		return t.User == user
-	case TopicSys, TopicOther:
+	case TopicSys:
 		return p.roles[user] == RoleAdmin
+	case TopicOther:
+		return p.otherAccess(user, client, strings.Split(topic, "/"), false, topicMatches, topicMatches)
 	}
 	return false
 }
@@ -152,7 +167,10 @@ func (p *Policy) CanReceive(user, topic string) bool {
 // least one topic the user may receive can match it. Deliveries are still
 // checked one by one with CanReceive. A shared subscription
 // ($share/group/filter) is judged by its filter.
-func (p *Policy) CanSubscribe(user, filter string) bool {
+func (p *Policy) CanSubscribe(user, filter string) bool { return p.CanSubscribeAs(user, "", filter) }
+
+// CanSubscribeAs is CanSubscribe for a connection with a client id.
+func (p *Policy) CanSubscribeAs(user, client, filter string) bool {
 	if strings.HasPrefix(filter, "$share/") {
 		parts := strings.SplitN(filter, "/", 3)
 		if len(parts) < 3 {
@@ -164,8 +182,14 @@ func (p *Policy) CanSubscribe(user, filter string) bool {
 		return false
 	}
 	f := strings.Split(filter, "/")
-	if p.roles[user] == RoleAdmin && !slices.Contains(chatRoots, f[0]) {
-		return true // $SYS, topics outside the chat tree, or a wildcard that reaches them
+	if !slices.Contains(chatRoots, f[0]) && user != BridgeUser {
+		if f[0] == "$SYS" {
+			return p.roles[user] == RoleAdmin
+		}
+		// Topics outside the chat tree, or a wildcard that reaches them.
+		if p.otherAccess(user, client, f, false, filtersOverlap, filterCovers) {
+			return true
+		}
 	}
 	for _, tpl := range p.readable(user) {
 		if filterMayMatch(f, tpl) {

@@ -6,7 +6,7 @@ import "strings"
 type TopicKind int
 
 const (
-	TopicOther    TopicKind = iota // outside the chat tree: admins' plain MQTT use
+	TopicOther    TopicKind = iota // outside the chat tree: admins' plain MQTT use, and the acl rules
 	TopicMessage                   // rooms/{room}/messages/{user}
 	TopicTyping                    // rooms/{room}/typing/{user}
 	TopicPresence                  // presence/{user}
@@ -31,10 +31,14 @@ var chatRoots = []string{"rooms", "presence", "users"}
 // TopicInvalid.
 func ParseTopic(topic string) Topic {
 	if strings.HasPrefix(topic, "$") {
-		if topic == "$SYS" || strings.HasPrefix(topic, "$SYS/") {
+		first, _, _ := strings.Cut(topic, "/")
+		switch {
+		case first == "$SYS":
 			return Topic{Kind: TopicSys}
+		case strings.HasPrefix(strings.ToUpper(first), "$SYS"), strings.EqualFold(first, "$share"), first == "$hearth", first == "$":
+			return Topic{Kind: TopicInvalid} // the broker's own, or malformed
 		}
-		return Topic{Kind: TopicInvalid}
+		return Topic{Kind: TopicOther} // an application's $ topic: admins' and the acl's
 	}
 	l := strings.Split(topic, "/")
 	switch l[0] {

@@ -57,13 +57,15 @@ func TestParseTopic(t *testing.T) {
 		{"users//receipts", Topic{Kind: TopicInvalid}},
 		{"users/Kid/receipts", Topic{Kind: TopicInvalid}},
 
-		// $ topics: only $SYS is known.
+		// $ topics: $SYS is the broker's; others are applications'.
 		{"$SYS", Topic{Kind: TopicSys}},
 		{"$SYS/", Topic{Kind: TopicSys}},
 		{"$SYS/broker/uptime", Topic{Kind: TopicSys}},
 		{"$SYSX", Topic{Kind: TopicInvalid}},
 		{"$sys/broker", Topic{Kind: TopicInvalid}},
-		{"$other", Topic{Kind: TopicInvalid}},
+		{"$other", Topic{Kind: TopicOther}},
+		{"$app/x", Topic{Kind: TopicOther}},
+		{"$hearth/will", Topic{Kind: TopicInvalid}},
 		{"$share/g/rooms/family/messages/kid", Topic{Kind: TopicInvalid}},
 		{"$", Topic{Kind: TopicInvalid}},
 

@@ -4,8 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
 // Backpressure on publishers while the archive is behind.
@@ -27,7 +25,7 @@ const archiveMaxWait = 10 * time.Second
 // archiveGate tracks the bridge's inflight store and wakes held
 // publishers when the bridge acknowledges.
 type archiveGate struct {
-	server   *mqtt.Server
+	router   *router
 	clientID string
 	high     int
 
@@ -42,8 +40,8 @@ type archiveGate struct {
 	wake chan struct{} // closed and replaced on every acknowledgement
 }
 
-func newArchiveGate(s *mqtt.Server, clientID string, high int, local bool) *archiveGate {
-	return &archiveGate{server: s, clientID: clientID, high: high, local: local, wake: make(chan struct{})}
+func newArchiveGate(r *router, clientID string, high int, local bool) *archiveGate {
+	return &archiveGate{router: r, clientID: clientID, high: high, local: local, wake: make(chan struct{})}
 }
 
 // behind reports whether the embedded bridge has not subscribed yet, or
@@ -52,8 +50,8 @@ func (g *archiveGate) behind() bool {
 	if g.local && !g.subscribed.Load() {
 		return true
 	}
-	cl, ok := g.server.Clients.Get(g.clientID)
-	return ok && cl.State.Inflight.Len() >= g.high
+	s, ok := g.router.lookup(g.clientID)
+	return ok && s.unacked() >= g.high
 }
 
 // bridgeSubscribed is called when the bridge's subscription is in place.

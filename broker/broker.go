@@ -29,16 +29,14 @@ const (
 	listenerInternal = "internal" // the bridge's private loopback listener
 )
 
-// Queue sizes. A QoS 1 message for a subscriber takes an inflight slot
-// until it is acknowledged, and sits in the subscriber's outbound queue
-// until it is written. mochi drops a QoS 1 message when either is full, so
-// the outbound queue is larger than the inflight limit, leaving room for
-// QoS 0 traffic (typing, presence); a subscriber that stops reading while
-// much QoS 0 traffic comes can still fill it. Memory per session is
-// bounded by the inflight limit times the message size limit.
+// maxInflight is the most QoS 1 and 2 messages in flight to one client
+// (whatever Receive Maximum it asks for).
+const maxInflight = 8192
+
+// Defaults of the queue bounds (see outbound.go).
 const (
-	maxInflight      = 8192
-	maxWritesPending = maxInflight + 2048 // for the default maxInflight
+	DefaultMaxQueuedBytes  = 64 << 20
+	DefaultMaxOfflineBytes = 256 << 20
 )
 
 // Config is what the broker needs of hearth's configuration.
@@ -57,10 +55,22 @@ type Config struct {
 	EmbeddedBridge  bool                 // the bridge archives from this broker: hold chat messages until it has subscribed
 	Logins          *hearth.LoginLimiter // failed logins, shared with the HTTP API; nil: the broker keeps its own
 
-	// MaxInflight is mochi's limit of unacknowledged QoS 1 messages per
-	// client (default maxInflight); the archive gate holds publishers at
-	// half of it. Tests lower it to reach the limit quickly.
+	// MaxInflight is the most QoS 1 and 2 messages in flight to one
+	// client (default maxInflight); the archive gate holds publishers
+	// while the bridge holds half of it. Tests lower it.
 	MaxInflight int
+
+	// MaxQueuedBytes bounds what one session holds queued and in flight
+	// (default DefaultMaxQueuedBytes); MaxOfflineBytes what all of one
+	// user's offline sessions hold together (default
+	// DefaultMaxOfflineBytes). A message over either is dropped and
+	// counted.
+	MaxQueuedBytes  int
+	MaxOfflineBytes int
+
+	// MaxKeepalive is the longest keep alive an MQTT 5 client gets (Server
+	// Keep Alive); 0 leaves clients theirs.
+	MaxKeepalive uint16
 
 	// HoldOff is how long a user whose connections keep flooding is
 	// refused (default defaultHoldOff; see floodGuard).
@@ -96,24 +106,28 @@ type Broker struct {
 
 	started   atomic.Bool
 	closeOnce sync.Once
+	done      chan struct{} // closed by Close
 
 	Stats Stats
 }
 
 // Stats counts what the broker refused. The fields are updated atomically.
 type Stats struct {
-	AuthFailures     atomic.Int64 // connections refused for credentials
-	ClientIDRefused  atomic.Int64 // client ids held by another user
-	TooMany          atomic.Int64 // connections over a user's limit
-	ACLDenied        atomic.Int64 // publishes and wills refused by the policy
-	InvalidPublishes atomic.Int64 // publishes refused by validation
-	RateLimited      atomic.Int64 // publishes over the rate limit
-	ArchiveBusy      atomic.Int64 // publishes refused because the archive stayed behind
-	FloodDisconnects atomic.Int64 // connections closed for publishing over the rate limit
-	UsersHeldOff     atomic.Int64 // times a user was held off for flooding
-	HeldOff          atomic.Int64 // connections refused while their user was held off
-	StuckClosed      atomic.Int64 // connections closed because the client stopped reading
-	SessionsCapped   atomic.Int64 // offline sessions ended because their user had too many
+	AuthFailures      atomic.Int64 // connections refused for credentials
+	ClientIDRefused   atomic.Int64 // client ids held by another user
+	TooMany           atomic.Int64 // connections over a user's limit
+	ACLDenied         atomic.Int64 // publishes and wills refused by the policy
+	InvalidPublishes  atomic.Int64 // publishes refused by validation
+	RateLimited       atomic.Int64 // publishes over the rate limit
+	ArchiveBusy       atomic.Int64 // publishes refused because the archive stayed behind
+	FloodDisconnects  atomic.Int64 // connections closed for publishing over the rate limit
+	UsersHeldOff      atomic.Int64 // times a user was held off for flooding
+	HeldOff           atomic.Int64 // connections refused while their user was held off
+	StuckClosed       atomic.Int64 // connections closed because the client stopped reading or acknowledging
+	QueueDropped      atomic.Int64 // messages dropped because a session's queue bound was reached
+	Expired           atomic.Int64 // queued messages dropped when their Message Expiry Interval passed
+	TooLargeForClient atomic.Int64 // messages not sent because they exceed the client's Maximum Packet Size
+	SessionsCapped    atomic.Int64 // offline sessions ended because their user had too many
 }
 
 // New builds a broker and binds its listeners, so that a port in use is an
@@ -131,10 +145,16 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	if cfg.MaxInflight <= 0 || cfg.MaxInflight > maxInflight {
 		cfg.MaxInflight = maxInflight
 	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if cfg.MaxOfflineBytes <= 0 {
+		cfg.MaxOfflineBytes = DefaultMaxOfflineBytes
+	}
 	if cfg.Logins == nil {
 		cfg.Logins = hearth.NewLoginLimiter()
 	}
-	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log}
+	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log, done: make(chan struct{})}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("broker: bridge secret: %w", err)
@@ -143,7 +163,9 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
-	caps.MaximumClientWritesPending = int32(cfg.MaxInflight) + maxWritesPending - maxInflight
+	caps.TopicAliasMaximum = topicAliasMaximum
+	// An acknowledgement carries no properties of the publish it answers.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	caps.MaximumPacketSize = uint32(packetLimit(cfg.MaxMessageBytes))
 	if cfg.MaxConnections > 0 {
 		caps.MaximumClients = int64(cfg.MaxConnections) + 2 // and the bridge's two
@@ -151,11 +173,9 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	// MQTT 5 clients of the browser keep sessions across reloads; a week
 	// of absence is plenty, and bounds what a forgotten session keeps.
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
-	caps.MaximumMessageExpiryInterval = 0 // hearth never expires queued messages
-	// QoS 2 would keep a client's packet id in mochi's map until its
-	// PUBREL, which the stand-in ids (sharedIDs) do not cover; hearth's
-	// promise rests on QoS 1 and the sender's outbox anyway.
-	caps.MaximumQos = 1
+	// No cap on a publisher's Message Expiry Interval: hearth applies it
+	// as given (outbound.go), and chat messages have theirs removed.
+	caps.MaximumMessageExpiryInterval = 0
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
@@ -172,10 +192,13 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 		if b.hook.sessions, err = openSessions(cfg.SessionFile, b.server, log); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
-		st := &b.hook.stored
-		st.clients, st.subs, st.inflight, st.retained, err = b.hook.sessions.load(caps.MaximumSessionExpiryInterval, b.hook.stamps)
-		if err != nil {
+		if b.hook.stored, err = b.hook.sessions.load(caps.MaximumSessionExpiryInterval); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
+		}
+		for _, m := range b.hook.stored.retained {
+			pk := m.ToPacket()
+			pk.Expiry = m.Expiry
+			b.hook.retained.RetainMessage(pk)
 		}
 	}
 	if err := b.server.AddHook(b.hook, nil); err != nil {
@@ -215,9 +238,9 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 func packetLimit(maxPayload int) int { return maxPayload + 1024 }
 
 func (b *Broker) addListener(l listeners.Listener) (listeners.Listener, error) {
-	// A client's backlog may hold what mochi may queue for it: a resumed
-	// session resends its whole queue at once.
-	backlog := packetLimit(b.cfg.MaxMessageBytes) * (b.cfg.MaxInflight + maxWritesPending - maxInflight)
+	// A client's backlog may hold what may be in flight to it (a resumed
+	// session resends all of it at once), and some QoS 0 traffic.
+	backlog := packetLimit(b.cfg.MaxMessageBytes) * (b.cfg.MaxInflight + 2048)
 	q := &quietListener{Listener: l, server: b.server, log: b.log, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout, maxBacklog: backlog,
 		stuck: func() { b.Stats.StuckClosed.Add(1) }}
 	if err := b.server.AddListener(q); err != nil {
@@ -232,13 +255,9 @@ func (b *Broker) Start() error {
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
-	// mochi does not count the queued messages it restored.
-	var queued int64
-	for _, cl := range b.server.Clients.GetAll() {
-		queued += int64(cl.State.Inflight.Len())
-	}
-	atomic.StoreInt64(&b.server.Info.Inflight, queued)
+	b.restoreDeliveries()
 	b.hook.stored = storedState{}
+	go b.hook.router.run(b.done, b.cfg.WriteTimeout)
 	b.hook.presence.publishAllOffline()
 	b.started.Store(true)
 	return nil
@@ -252,6 +271,7 @@ func (b *Broker) Ready() bool { return b.started.Load() }
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.started.Store(false)
+		close(b.done)
 		if s := b.hook.sessions; s != nil {
 			s.Drain()
 		}
@@ -378,7 +398,7 @@ func (q *quietListener) Close(listeners.CloseFn) {
 	q.Listener.Close(func(id string) {
 		for _, cl := range q.server.Clients.GetAll() {
 			if cl.Net.Listener == id && !cl.Closed() {
-				_ = q.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+				_ = disconnect(q.server, cl, packets.ErrServerShuttingDown)
 			}
 		}
 	})
@@ -401,13 +421,51 @@ func codeOf(err error) packets.Code {
 func (b *Broker) Info() *system.Info { return b.server.Info.Clone() }
 
 // ClientInflight returns how many QoS 1 and 2 messages to a client (by id)
-// await acknowledgement, and whether the broker knows the client.
+// are queued or await acknowledgement, and whether the broker knows the
+// client.
 func (b *Broker) ClientInflight(id string) (int, bool) {
-	cl, ok := b.server.Clients.Get(id)
-	if !ok {
+	if _, ok := b.server.Clients.Get(id); !ok {
 		return 0, false
 	}
-	return cl.State.Inflight.Len(), true
+	if s, ok := b.hook.router.lookup(id); ok {
+		return s.unacked(), true
+	}
+	return 0, true
+}
+
+// Inflight returns how many QoS 1 and 2 messages are in flight to
+// clients, and how many wait in their queues.
+func (b *Broker) Inflight() (inflight, queued int64) {
+	return b.hook.router.inflight.Load(), b.hook.router.queued.Load()
+}
+
+// disconnect ends a client's connection with code: an MQTT 5 client gets
+// a DISCONNECT first.
+func (b *Broker) disconnect(cl *mqtt.Client, code packets.Code) error {
+	return disconnect(b.server, cl, code)
+}
+
+func disconnect(s *mqtt.Server, cl *mqtt.Client, code packets.Code) error {
+	if cl.Properties.ProtocolVersion == 5 {
+		return s.DisconnectClient(cl, code)
+	}
+	cl.Stop(code) // 3.1.1 has no DISCONNECT from the server
+	return nil
+}
+
+// restoreDeliveries gives the sessions mochi restored their queues back.
+func (b *Broker) restoreDeliveries() {
+	for _, m := range b.hook.stored.deliveries {
+		cl, ok := b.server.Clients.Get(m.Client)
+		if !ok {
+			continue
+		}
+		pk := m.ToPacket()
+		pk.Expiry = m.Expiry
+		pk.PacketID = m.PacketID
+		pk.FixedHeader.Dup = false
+		b.hook.router.get(m.Client, userOf(cl)).restore(&delivery{seq: m.Seq, pk: pk, state: m.State})
+	}
 }
 
 // Subscribers returns the client ids subscribed to topic.

@@ -33,6 +33,7 @@ type clientConn struct {
 	writeTimeout time.Duration
 	maxBacklog   int
 	stuck        func()
+	state        conn // hearth's state of the connection (hook.go)
 
 	mu        sync.Mutex
 	wake      *sync.Cond // on mu: the writer has work, or is to stop

@@ -3,8 +3,6 @@ package broker
 import (
 	"sync"
 	"time"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
 // Escalation of the publish rate limit. A connection whose publishes the
@@ -24,10 +22,9 @@ const (
 type floodGuard struct {
 	hold time.Duration
 
-	mu      sync.Mutex
-	strikes map[*mqtt.Client][]time.Time // recent refusals of a connection
-	flaps   map[string][]time.Time       // recent flood disconnects of a user
-	held    map[string]time.Time         // users held off until then
+	mu    sync.Mutex
+	flaps map[string][]time.Time // recent flood disconnects of a user
+	held  map[string]time.Time   // users held off until then
 }
 
 func newFloodGuard(hold time.Duration) *floodGuard {
@@ -35,10 +32,9 @@ func newFloodGuard(hold time.Duration) *floodGuard {
 		hold = defaultHoldOff
 	}
 	return &floodGuard{
-		hold:    hold,
-		strikes: map[*mqtt.Client][]time.Time{},
-		flaps:   map[string][]time.Time{},
-		held:    map[string]time.Time{},
+		hold:  hold,
+		flaps: map[string][]time.Time{},
+		held:  map[string]time.Time{},
 	}
 }
 
@@ -51,14 +47,12 @@ func recent(times []time.Time, now time.Time, window time.Duration) []time.Time 
 	return append(times[i:], now)
 }
 
-// refused notes a publish of cl refused for the rate limit and reports
-// whether cl is to be disconnected for flooding.
-func (g *floodGuard) refused(cl *mqtt.Client) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := recent(g.strikes[cl], time.Now(), floodWindow)
-	g.strikes[cl] = s
-	return len(s) >= floodStrikes
+// refused notes a publish of a connection refused for the rate limit
+// (strikes are the connection's; only its read loop uses them) and
+// reports whether it is to be disconnected for flooding.
+func refused(strikes *[]time.Time) bool {
+	*strikes = recent(*strikes, time.Now(), floodWindow)
+	return len(*strikes) >= floodStrikes
 }
 
 // flooded notes that a connection of user was disconnected for flooding,
@@ -91,11 +85,4 @@ func (g *floodGuard) heldOff(user string) time.Duration {
 		return 0
 	}
 	return left
-}
-
-// gone forgets a connection.
-func (g *floodGuard) gone(cl *mqtt.Client) {
-	g.mu.Lock()
-	delete(g.strikes, cl)
-	g.mu.Unlock()
 }

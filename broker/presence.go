@@ -38,7 +38,7 @@ func (p *presence) publishAllOffline() {
 	for _, u := range p.b.policy.Users() {
 		if p.count[u] == 0 {
 			var m presenceMsg
-			if pk, ok := p.b.server.Topics.Retained.Get(hearth.PresenceTopic(u)); ok {
+			if pk, ok := p.b.hook.retainedMessage(hearth.PresenceTopic(u)); ok {
 				var old presenceMsg
 				if json.Unmarshal(pk.Payload, &old) == nil {
 					m.LastSeen = old.LastSeen

@@ -18,9 +18,11 @@ import (
 
 // sessions keeps the persistent sessions (MQTT 5 with a session expiry,
 // MQTT 3.1.1 without clean session) in a bbolt file of their own: the
-// client, its subscriptions, its queued QoS 1 messages with their packet
-// ids and order stamps, and the retained messages. mochi reads it back at
-// start (its Stored* hooks).
+// client, its subscriptions, the messages queued and in flight to it
+// (hearth's deliveries, with their packet ids, state and order), the
+// client's own QoS 2 publishes that await their PUBREL, and the retained
+// messages. mochi reads clients, subscriptions and the client's QoS 2
+// state back at start (its Stored* hooks); hearth the rest.
 //
 // mochi's own bolt hook is not used: it stores no packet id, so a restored
 // queue comes back as one message with id 0 and the client can never
@@ -57,7 +59,9 @@ var (
 	bucketSubs     = []byte("subscriptions")
 	bucketInflight = []byte("inflight")
 	bucketRetained = []byte("retained")
-	sessionBuckets = [][]byte{bucketClients, bucketSubs, bucketInflight, bucketRetained}
+	bucketDeliver  = []byte("deliveries")
+	sessionBuckets = [][]byte{bucketClients, bucketSubs, bucketInflight, bucketRetained, bucketDeliver}
+	clientBuckets  = [][]byte{bucketSubs, bucketInflight, bucketDeliver} // keyed by client first
 )
 
 type sessionOp struct {
@@ -111,6 +115,18 @@ func inflightKey(id string, packetID uint16) []byte {
 	return binary.BigEndian.AppendUint16(clientKey(id), packetID)
 }
 
+func deliveryKey(id string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(clientKey(id), seq)
+}
+
+// deliveryRecord is a message queued or in flight to a session.
+type deliveryRecord struct {
+	storage.Message
+	Seq    uint64 `json:"seq"`
+	State  byte   `json:"state,omitempty"`  // see delivery
+	Expiry int64  `json:"expiry,omitempty"` // unix seconds
+}
+
 // clientOf returns the client id a subscription or inflight key starts with.
 func clientOf(key []byte) (string, bool) {
 	n, w := binary.Uvarint(key)
@@ -124,7 +140,7 @@ func clientOf(key []byte) (string, bool) {
 // not stored: a crash can come between their writes and the client's.
 func dropStrays(tx *bolt.Tx) error {
 	clients := tx.Bucket(bucketClients)
-	for _, name := range [][]byte{bucketSubs, bucketInflight} {
+	for _, name := range clientBuckets {
 		b := tx.Bucket(name)
 		var stray [][]byte
 		err := b.ForEach(func(k, _ []byte) error {
@@ -251,8 +267,9 @@ func (s *sessions) subscriptions(cl *mqtt.Client, filters packets.Subscriptions)
 	}
 }
 
-// inflight stores or deletes the message queued for cl under packet id,
-// as cl holds it now.
+// inflight stores or deletes mochi's record of a QoS 2 publish from cl
+// under packet id (a PUBREC sent, its PUBREL awaited), as cl holds it now,
+// so that a restart does not deliver the message twice.
 func (s *sessions) inflight(cl *mqtt.Client, id uint16) {
 	if !persistent(cl) {
 		return // before the lock: most deliveries are to sessions that end with their connection
@@ -263,20 +280,36 @@ func (s *sessions) inflight(cl *mqtt.Client, id uint16) {
 		return
 	}
 	op := sessionOp{bucket: bucketInflight, key: inflightKey(cl.ID, id)}
-	if pk, ok := cl.State.Inflight.Get(id); ok && pk.FixedHeader.Type == packets.Publish {
+	if pk, ok := cl.State.Inflight.Get(id); ok && pk.FixedHeader.Type == packets.Pubrec {
 		op.val = messageOf(pk, cl.ID)
 	}
 	s.enqueue(op)
 }
 
-// retained stores or deletes the retained message of topic, as the broker
-// holds it now.
-func (s *sessions) retained(topic string) {
+// delivery stores a message queued or in flight to the session id, as d
+// is now. The session's lock is held, so writes of one session are queued
+// in order.
+func (s *sessions) delivery(id string, d *delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.enqueue(sessionOp{bucket: bucketDeliver, key: deliveryKey(id, d.seq),
+		val: deliveryRecord{Message: messageOf(d.pk, id), Seq: d.seq, State: d.state, Expiry: d.pk.Expiry}})
+}
+
+// delivered deletes the record of a message the session id no longer holds.
+func (s *sessions) delivered(id string, seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.enqueue(sessionOp{bucket: bucketDeliver, key: deliveryKey(id, seq)})
+}
+
+// retained stores the retained message of topic, or deletes it (ok false).
+func (s *sessions) retained(topic string, pk packets.Packet, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	op := sessionOp{bucket: bucketRetained, key: []byte(topic)}
-	if pk, ok := s.server.Topics.Retained.Get(topic); ok {
-		op.val = messageOf(pk, "")
+	if ok {
+		op.val = deliveryRecord{Message: messageOf(pk, ""), Expiry: pk.Expiry}
 	}
 	s.enqueue(op)
 }
@@ -410,7 +443,7 @@ func deleteClient(tx *bolt.Tx, key []byte) error {
 	if err := tx.Bucket(bucketClients).Delete(key); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketSubs, bucketInflight} {
+	for _, name := range clientBuckets {
 		b := tx.Bucket(name)
 		var keys [][]byte
 		c := b.Cursor()
@@ -454,7 +487,7 @@ func (s *sessions) Close() error {
 
 // load reads the stored sessions for mochi: clients whose session has not
 // expired, and the subscriptions and queued messages of those.
-func (s *sessions) load(maxExpiry uint32, st *stamps) (clients []storage.Client, subs []storage.Subscription, inflight, retained []storage.Message, err error) {
+func (s *sessions) load(maxExpiry uint32) (st storedState, err error) {
 	now := time.Now().Unix()
 	var gone [][]byte
 	err = s.db.View(func(tx *bolt.Tx) error {
@@ -469,35 +502,41 @@ func (s *sessions) load(maxExpiry uint32, st *stamps) (clients []storage.Client,
 				return
 			}
 			live[r.ID] = true
-			clients = append(clients, r.Client)
+			st.clients = append(st.clients, r.Client)
 		})
 		if err != nil {
 			return err
 		}
 		err = eachRecord(tx.Bucket(bucketSubs), "subscription", func(sub storage.Subscription) {
 			if live[sub.Client] {
-				subs = append(subs, sub)
+				st.subs = append(st.subs, sub)
 			}
 		})
 		if err != nil {
 			return err
 		}
-		err = eachRecord(tx.Bucket(bucketInflight), "queued message", func(m storage.Message) {
-			st.seen(m.Created)
+		err = eachRecord(tx.Bucket(bucketInflight), "qos 2 publish", func(m storage.Message) {
+			if live[m.Client] && m.FixedHeader.Type == packets.Pubrec {
+				st.inflight = append(st.inflight, m)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		err = eachRecord(tx.Bucket(bucketDeliver), "queued message", func(m deliveryRecord) {
 			if live[m.Client] {
-				inflight = append(inflight, m)
+				st.deliveries = append(st.deliveries, m) // in key order: by client, then seq
 			}
 		})
 		if err != nil {
 			return err
 		}
-		return eachRecord(tx.Bucket(bucketRetained), "retained message", func(m storage.Message) {
-			st.seen(m.Created)
-			retained = append(retained, m)
+		return eachRecord(tx.Bucket(bucketRetained), "retained message", func(m deliveryRecord) {
+			st.retained = append(st.retained, m)
 		})
 	})
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("read sessions: %w", err)
+		return storedState{}, fmt.Errorf("read sessions: %w", err)
 	}
 	if len(gone) > 0 {
 		s.mu.Lock()
@@ -506,7 +545,7 @@ func (s *sessions) load(maxExpiry uint32, st *stamps) (clients []storage.Client,
 		}
 		s.mu.Unlock()
 	}
-	return clients, subs, inflight, retained, nil
+	return st, nil
 }
 
 // eachRecord decodes every record of b and passes it to visit.

@@ -385,6 +385,8 @@ func TestConnectionLimits(t *testing.T) {
 	}
 	// Taking over one's own open connection is a reconnect, not a third one.
 	mustDial(t, addr, "kid", connectOpts{clientID: "kid-2"})
+	// The connection taken over counts until its goroutine has ended.
+	waitFor(t, "the old connection to end", 5*time.Second, func() bool { return app.broker.Info().ClientsConnected == 4 }) // and the bridge's two
 	mustDial(t, addr, "dad", connectOpts{})
 	mustDial(t, addr, "mum", connectOpts{})
 	if _, ca, err := dial(t, addr, "kitchen", connectOpts{}); err == nil || ca == nil || ca.ReasonCode < 0x80 {

@@ -1,0 +1,190 @@
+package broker
+
+import (
+	"crypto/subtle"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
+
+	"hearth"
+)
+
+// OnConnect runs before authentication, once mochi has read the CONNECT.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	// mochi sends no QoS 1 or 2 message itself (outbound.go): its send
+	// quota stays empty.
+	cl.State.Inflight.ResetSendQuota(0)
+	// No outbound topic aliases: a queued message sent with one would be
+	// resent without its topic, to a connection that does not know the
+	// alias. Sending none is always allowed.
+	cl.Properties.Props.TopicAliasMaximum = 0
+	// Server Keep Alive [MQTT-3.2.2-21]: an MQTT 5 client that asks for
+	// none, or for more than mqtt.max_keepalive, gets the maximum.
+	if max := h.b.cfg.MaxKeepalive; max > 0 && cl.Properties.ProtocolVersion == 5 &&
+		(cl.State.Keepalive == 0 || cl.State.Keepalive > max) {
+		cl.State.Keepalive = max
+		cl.State.ServerKeepalive = true
+	}
+	if c := connOf(cl); c != nil {
+		if h.b.cfg.PublishRate > 0 {
+			c.limiter = rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst)
+		}
+		if pk.Connect.WillFlag {
+			c.will = willPacket(cl, pk)
+		}
+	}
+	return nil
+}
+
+// OnConnectAuthenticate checks credentials, the ownership of the client id
+// and the will. The bridge identity is accepted only on the internal
+// listener, and only with this run's secret.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	if cl.Net.Listener == listenerInternal {
+		ok := user == hearth.BridgeUser && subtle.ConstantTimeCompare(pk.Connect.Password, h.b.bridgeSecret) == 1
+		if !ok {
+			h.b.Stats.AuthFailures.Add(1)
+		}
+		return ok
+	}
+	if user == "" || user == hearth.BridgeUser {
+		h.b.Stats.AuthFailures.Add(1)
+		h.b.log.Debug("mqtt connection refused: no user", "remote", cl.Net.Remote)
+		return false
+	}
+	password := string(pk.Connect.Password)
+	// Failed password logins are limited, here and at POST /api/login
+	// alike. A token costs no bcrypt and cannot be guessed: a browser's
+	// token login goes through even while someone guesses its user's
+	// password.
+	var try *hearth.LoginAttempt
+	if !hearth.LooksLikeToken(password) {
+		var wait time.Duration
+		if try, wait = h.b.cfg.Logins.Begin(user, cl.Net.Remote); try == nil {
+			h.b.Stats.AuthFailures.Add(1)
+			h.b.log.Debug("mqtt connection refused: too many failed logins", "user", user, "remote", cl.Net.Remote, "retry_in", wait)
+			return h.refuse(cl, packets.ErrConnectionRateExceeded)
+		}
+	}
+	_, err := h.b.auth.Login(user, password)
+	if try != nil {
+		try.Done(err == nil)
+	}
+	if err != nil {
+		h.b.Stats.AuthFailures.Add(1)
+		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
+		return false
+	}
+	if left := h.flood.heldOff(user); left > 0 {
+		h.b.Stats.HeldOff.Add(1)
+		h.b.log.Debug("mqtt connection refused: held off for flooding", "user", user, "remote", cl.Net.Remote, "retry_in", left)
+		return h.refuse(cl, packets.ErrConnectionRateExceeded)
+	}
+	if lim := h.b.cfg.MaxPerUser; lim > 0 && h.presence.connections(user) >= lim && !h.resumes(cl.ID) {
+		h.b.Stats.TooMany.Add(1)
+		h.b.log.Info("mqtt connection refused: too many connections", "user", user, "limit", lim)
+		return h.refuse(cl, packets.ErrQuotaExceeded)
+	}
+	if !h.clientIDFree(cl.ID, user) {
+		h.b.Stats.ClientIDRefused.Add(1)
+		h.b.log.Info("mqtt connection refused: client id belongs to another user", "user", user, "client", cl.ID)
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+	}
+	if pk.Connect.WillFlag {
+		if !h.b.policy.CanPublishAs(user, cl.ID, pk.Connect.WillTopic) {
+			h.b.Stats.ACLDenied.Add(1)
+			return h.refuse(cl, packets.ErrNotAuthorized)
+		}
+		if _, err := h.validate(pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillRetain); err != nil {
+			h.b.Stats.InvalidPublishes.Add(1)
+			return h.refuse(cl, codeOf(err))
+		}
+	}
+	return true
+}
+
+// clientIDFree reports whether user may use the client id: it is not the
+// bridge's, and no session of another user holds it.
+func (h *hook) clientIDFree(id, user string) bool {
+	if id == h.b.cfg.BridgeClientID || id == hearth.BridgeReceiptsClientID(h.b.cfg.BridgeClientID) {
+		return false
+	}
+	existing, ok := h.b.server.Clients.Get(id)
+	return !ok || userOf(existing) == user
+}
+
+// resumes reports whether a connection with this client id is open now:
+// the new one takes it over, so it does not add to the user's count.
+func (h *hook) resumes(id string) bool {
+	existing, ok := h.b.server.Clients.Get(id)
+	return ok && !existing.Closed()
+}
+
+// refuse answers a CONNECT with code and closes the connection; mochi's
+// own CONNACK that follows finds it closed. connack gives a 3.1.1 client
+// a code of its version.
+func (h *hook) refuse(cl *mqtt.Client, code packets.Code) bool {
+	_ = h.b.server.SendConnack(cl, code, false, nil)
+	cl.Stop(code)
+	return false
+}
+
+// connack mends the CONNACK mochi writes.
+func (h *hook) connack(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.ReasonCode == packets.ErrProtocolViolationFlagNoPassword.Code {
+		// mochi refuses an empty password as a protocol error; MQTT
+		// allows it, and hearth never accepts one.
+		pk.ReasonCode = packets.ErrBadUsernameOrPassword.Code
+		pk.Properties.ReasonString = packets.ErrBadUsernameOrPassword.Reason
+	}
+	if c := connOf(cl); c != nil && pk.ReasonCode == 0 {
+		c.present = pk.SessionPresent
+	}
+	if cl.Properties.ProtocolVersion < 5 {
+		if pk.ReasonCode > 5 {
+			pk.ReasonCode = connackCode3(cl, pk.ReasonCode)
+		}
+		return pk
+	}
+	if pk.ReasonCode == 0 {
+		pk.Properties.MaximumPacketSize = uint32(packetLimit(h.b.cfg.MaxMessageBytes)) // mochi leaves it out
+		pk.Properties.TopicAliasMaximum = topicAliasMaximum
+	}
+	return pk
+}
+
+// topicAliasMaximum is the highest topic alias a client may use, as
+// Mosquitto's default.
+const topicAliasMaximum = 10
+
+// connackCode3 turns an MQTT 5 CONNACK reason code into one of the six
+// return codes of MQTT 3.1.1.
+func connackCode3(cl *mqtt.Client, code byte) byte {
+	const (
+		badVersion  = 0x01
+		idRejected  = 0x02
+		unavailable = 0x03
+		badLogin    = 0x04
+		notAllowed  = 0x05
+	)
+	switch code {
+	case packets.ErrUnsupportedProtocolVersion.Code:
+		return badVersion
+	case packets.ErrClientIdentifierNotValid.Code:
+		return idRejected
+	case packets.ErrUnspecifiedError.Code:
+		if cl.Properties.Props.AssignedClientID != "" {
+			return idRejected // an empty client id without clean session [MQTT-3.1.3-8]
+		}
+		return unavailable
+	case packets.ErrBadUsernameOrPassword.Code:
+		return badLogin
+	case packets.ErrServerUnavailable.Code, packets.ErrServerBusy.Code, packets.ErrQuotaExceeded.Code,
+		packets.ErrConnectionRateExceeded.Code, packets.ErrServerShuttingDown.Code:
+		return unavailable
+	}
+	return notAllowed
+}

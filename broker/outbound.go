@@ -1,0 +1,570 @@
+package broker
+
+import (
+	"errors"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// hearth delivers every message itself, not through mochi's
+// publishToClient. mochi still reads and parses packets, answers the
+// client's own publishes (PUBACK, PUBREC, PUBCOMP), and keeps the
+// subscriptions; hearth keeps what goes out:
+//
+//   - Packet ids. mochi keeps the ids of a client's publishes and of the
+//     deliveries to it in one map, so a publish from the client deleted an
+//     unacknowledged delivery that had the same id (mochi-mqtt/server
+//     issue #545) and a SUBSCRIBE got 0x91. hearth's deliveries use ids of
+//     their own, which mochi never sees: the two directions have separate
+//     id spaces, as MQTT says, for PUBLISH, PUBREL and every answer.
+//   - Flow control. mochi's send quota leaks (a waiting message's record
+//     is deleted when it is sent, so its PUBACK returns no quota) and is
+//     read without a lock. hearth keeps at most the client's Receive
+//     Maximum unacknowledged, and sends the next one on each PUBACK or
+//     PUBCOMP.
+//   - Queues. mochi drops a QoS 1 message when a client has 8,192
+//     unacknowledged or 8,192 unwritten; hearth queues by bytes
+//     (Config.MaxQueuedBytes per session, Config.MaxOfflineBytes for all
+//     of one user's offline sessions), and counts every drop.
+//   - Sessions. The queue belongs to the client id, not to a connection,
+//     so a takeover loses nothing that was on its way to the old one.
+//   - Order. A resumed session's queue is resent in publish order (mochi
+//     sorts by the uint16 of the second a message came in).
+//   - Message expiry, subscription identifiers (mochi sends an id of 0
+//     for an overlapping subscription without one), and the client's
+//     Maximum Packet Size.
+
+// delivery is one message on its way to a session.
+type delivery struct {
+	seq   uint64         // order within the session; the key of its record
+	pk    packets.Packet // as sent; PacketID is set once it is in flight
+	state byte           // 0: queued; packets.Publish: sent; packets.Pubrel: PUBREC received, PUBREL sent
+	size  int            // what it counts against the bounds
+}
+
+// session is hearth's side of one MQTT session: what is queued for a
+// client id and in flight to it. It outlives connections; the current
+// one is cl (nil while offline).
+type session struct {
+	id   string
+	user string
+	r    *router
+
+	mu         sync.Mutex
+	cl         *mqtt.Client
+	persistent bool
+	quota      int // the client's Receive Maximum
+	nextID     uint16
+	nextSeq    uint64
+	inflight   map[uint16]*delivery
+	queue      []*delivery // waiting for quota, in order
+	bytes      int         // held in queue and inflight
+	progress   time.Time   // the last acknowledgement, or when sending started
+	gone       bool        // ended: nothing more is queued
+}
+
+// router fans messages out to sessions.
+type router struct {
+	b *Broker
+
+	mu       sync.RWMutex
+	sessions map[string]*session
+	offline  map[string]*atomic.Int64 // bytes held by each user's offline sessions
+
+	inflight atomic.Int64 // in flight over every session
+	queued   atomic.Int64 // queued over every session
+	onAck    func(clientID string)
+}
+
+func newRouter(b *Broker) *router {
+	return &router{b: b, sessions: map[string]*session{}, offline: map[string]*atomic.Int64{}}
+}
+
+// maxInflight3 is how many messages an MQTT 3.1.1 client, which has no
+// Receive Maximum, gets unacknowledged.
+const maxInflight3 = 1024
+
+// receiveMaximum is what cl may have unacknowledged.
+func receiveMaximum(cl *mqtt.Client, limit int) int {
+	n := maxInflight3
+	if cl.Properties.ProtocolVersion == 5 {
+		n = 65535
+		if rm := int(cl.Properties.Props.ReceiveMaximum); rm > 0 {
+			n = rm
+		}
+	}
+	return min(n, limit)
+}
+
+// get returns the session of id, making one for user if there is none.
+func (r *router) get(id, user string) *session {
+	r.mu.RLock()
+	s, ok := r.sessions[id]
+	r.mu.RUnlock()
+	if ok {
+		return s
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok = r.sessions[id]; !ok {
+		s = &session{id: id, user: user, r: r, inflight: map[uint16]*delivery{}, quota: maxInflight3}
+		r.sessions[id] = s
+	}
+	return s
+}
+
+// lookup returns the session of id, if any.
+func (r *router) lookup(id string) (*session, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.sessions[id]
+	return s, ok
+}
+
+func (r *router) offlineBytes(user string) *atomic.Int64 {
+	r.mu.RLock()
+	n, ok := r.offline[user]
+	r.mu.RUnlock()
+	if ok {
+		return n
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok = r.offline[user]; !ok {
+		n = &atomic.Int64{}
+		r.offline[user] = n
+	}
+	return n
+}
+
+// end forgets a session and everything queued for it.
+func (r *router) end(id string) {
+	r.mu.Lock()
+	s, ok := r.sessions[id]
+	delete(r.sessions, id)
+	r.mu.Unlock()
+	if ok {
+		s.mu.Lock()
+		s.reset()
+		s.gone = true
+		s.mu.Unlock()
+	}
+}
+
+// publish delivers pk to every subscriber of its topic that may receive it.
+func (r *router) publish(pk packets.Packet) {
+	subs := r.b.server.Topics.Subscribers(pk.TopicName)
+	if len(subs.Shared) > 0 {
+		subs.SelectShared()
+		subs.MergeSharedSelected()
+	}
+	for id, sub := range subs.Subscriptions {
+		cl, ok := r.b.server.Clients.Get(id)
+		if !ok {
+			continue
+		}
+		r.deliver(cl, sub, pk, false)
+	}
+}
+
+// deliver gives pk to cl's session as sub asks. retained is set for a
+// retained message sent because of a new subscription.
+func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.Packet, retained bool) {
+	if sub.NoLocal && pk.Origin == cl.ID {
+		return // [MQTT-3.8.3-3]
+	}
+	user := userOf(cl)
+	if !r.b.policy.CanReceiveAs(user, cl.ID, pk.TopicName) {
+		return
+	}
+	out := pk.Copy(false)
+	out.Expiry = pk.Expiry
+	out.Created = pk.Created
+	v5 := cl.Properties.ProtocolVersion == 5
+	out.FixedHeader.Retain = retained || (v5 && sub.RetainAsPublished && pk.FixedHeader.Retain)
+	out.FixedHeader.Qos = min(pk.FixedHeader.Qos, sub.Qos)
+	out.Properties.SubscriptionIdentifier = nil
+	out.Properties.TopicAlias, out.Properties.TopicAliasFlag = 0, false
+	if v5 {
+		out.Properties.SubscriptionIdentifier = subscriptionIDs(sub)
+	}
+	r.get(cl.ID, user).add(out)
+}
+
+// subscriptionIDs are the identifiers of every subscription that matched,
+// sorted, without the 0 that mochi's merge adds for one that has none.
+func subscriptionIDs(sub packets.Subscription) []int {
+	var ids []int
+	if sub.Identifier > 0 {
+		ids = append(ids, sub.Identifier)
+	}
+	for _, id := range sub.Identifiers {
+		if id > 0 && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	return ids
+}
+
+// size is what a message counts against the queue bounds.
+func size(pk packets.Packet) int { return len(pk.Payload) + len(pk.TopicName) + 64 }
+
+// add queues a message for the session, or writes it at once (QoS 0).
+func (s *session) add(pk packets.Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
+	st := &s.r.b.Stats
+	if pk.FixedHeader.Qos == 0 {
+		if s.cl != nil && !s.cl.Closed() && !expired(pk) {
+			s.write(pk)
+		}
+		return
+	}
+	n := size(pk)
+	if s.bytes+n > s.r.b.cfg.MaxQueuedBytes {
+		st.QueueDropped.Add(1)
+		s.r.b.log.Debug("mqtt message dropped: session queue full", "client", s.id, "bytes", s.bytes)
+		return
+	}
+	if s.cl == nil {
+		off := s.r.offlineBytes(s.user)
+		if off.Load()+int64(n) > int64(s.r.b.cfg.MaxOfflineBytes) {
+			st.QueueDropped.Add(1)
+			s.r.b.log.Debug("mqtt message dropped: the user's offline sessions are full", "client", s.id, "user", s.user)
+			return
+		}
+		off.Add(int64(n))
+	}
+	s.nextSeq++
+	d := &delivery{seq: s.nextSeq, pk: pk, size: n}
+	s.bytes += n
+	s.queue = append(s.queue, d)
+	s.r.queued.Add(1)
+	s.store(d)
+	s.pump()
+}
+
+func expired(pk packets.Packet) bool { return pk.Expiry > 0 && pk.Expiry <= time.Now().Unix() }
+
+// pump sends queued messages while the client has quota; mu is held.
+func (s *session) pump() {
+	for s.cl != nil && !s.cl.Closed() && len(s.queue) > 0 && len(s.inflight) < s.quota {
+		d := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.r.queued.Add(-1)
+		if expired(d.pk) {
+			s.r.b.Stats.Expired.Add(1)
+			s.drop(d)
+			continue
+		}
+		id, ok := s.allocID()
+		if !ok {
+			s.queue = append([]*delivery{d}, s.queue...) // every id is in flight
+			s.r.queued.Add(1)
+			return
+		}
+		if len(s.inflight) == 0 {
+			s.progress = time.Now()
+		}
+		d.pk.PacketID = id
+		d.state = packets.Publish
+		s.inflight[id] = d
+		s.r.inflight.Add(1)
+		s.store(d)
+		if err := s.write(d.pk); errors.Is(err, packets.ErrPacketTooLarge) {
+			s.r.b.Stats.TooLargeForClient.Add(1)
+			delete(s.inflight, id)
+			s.r.inflight.Add(-1)
+			s.drop(d)
+		}
+	}
+}
+
+// write writes pk to the connection. A packet over the client's Maximum
+// Packet Size is not sent [MQTT-3.1.2-24]; ErrPacketTooLarge says so.
+func (s *session) write(pk packets.Packet) error {
+	err := s.cl.WritePacket(pk)
+	if errors.Is(err, packets.ErrPacketTooLarge) && pk.FixedHeader.Qos == 0 {
+		s.r.b.Stats.TooLargeForClient.Add(1)
+	}
+	return err
+}
+
+// allocID returns a packet id no message in flight holds.
+func (s *session) allocID() (uint16, bool) {
+	if len(s.inflight) >= 65535 {
+		return 0, false
+	}
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if _, used := s.inflight[s.nextID]; !used {
+			return s.nextID, true
+		}
+	}
+}
+
+// drop forgets a delivery that is not in flight; mu is held.
+func (s *session) drop(d *delivery) {
+	s.bytes -= d.size
+	if s.cl == nil {
+		s.r.offlineBytes(s.user).Add(-int64(d.size))
+	}
+	s.unstore(d)
+}
+
+// acked handles the client's answer to a delivery: PUBACK, PUBREC or
+// PUBCOMP. It reports whether the packet was one.
+func (s *session) acked(cl *mqtt.Client, pk packets.Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cl != cl {
+		return
+	}
+	d, ok := s.inflight[pk.PacketID]
+	switch pk.FixedHeader.Type {
+	case packets.Puback:
+		if !ok || d.state != packets.Publish || d.pk.FixedHeader.Qos != 1 {
+			return // not ours: a duplicate, or a client's mistake
+		}
+	case packets.Pubrec:
+		if !ok || d.state != packets.Publish || d.pk.FixedHeader.Qos != 2 {
+			rel := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pk.PacketID}
+			if cl.Properties.ProtocolVersion == 5 {
+				rel.ReasonCode = packets.ErrPacketIdentifierNotFound.Code
+			}
+			_ = cl.WritePacket(rel)
+			return
+		}
+		if pk.ReasonCode < packets.ErrUnspecifiedError.Code {
+			d.state = packets.Pubrel
+			s.store(d)
+			s.progress = time.Now()
+			_ = cl.WritePacket(pubrel(d.pk.PacketID))
+			return
+		}
+		// An error code ends the flow [MQTT-4.3.3]: the message is not
+		// sent again.
+	case packets.Pubcomp:
+		if !ok || d.state != packets.Pubrel {
+			return
+		}
+	default:
+		return
+	}
+	delete(s.inflight, pk.PacketID)
+	s.r.inflight.Add(-1)
+	s.drop(d)
+	s.progress = time.Now()
+	if s.r.onAck != nil {
+		s.r.onAck(s.id)
+	}
+	s.pump()
+}
+
+func pubrel(id uint16) packets.Packet {
+	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: id}
+}
+
+// attach makes cl the session's connection. Unless the session is
+// resumed (present), what it held is dropped first. What is in flight is
+// sent again in order (PUBLISH with DUP, or PUBREL), then the queue.
+func (s *session) attach(cl *mqtt.Client, present, persistent bool, limit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !present {
+		s.reset()
+	}
+	if s.cl == nil {
+		s.r.offlineBytes(s.user).Add(-int64(s.bytes))
+	}
+	s.gone = false
+	s.cl, s.user, s.persistent = cl, userOf(cl), persistent
+	s.quota = receiveMaximum(cl, limit)
+	s.progress = time.Now()
+	resend := make([]*delivery, 0, len(s.inflight))
+	for _, d := range s.inflight {
+		resend = append(resend, d)
+	}
+	slices.SortFunc(resend, func(a, b *delivery) int { return cmpSeq(a.seq, b.seq) })
+	for _, d := range resend {
+		if d.state == packets.Pubrel {
+			_ = cl.WritePacket(pubrel(d.pk.PacketID))
+			continue
+		}
+		pk := d.pk
+		pk.FixedHeader.Dup = true // [MQTT-3.3.1-1]
+		if err := cl.WritePacket(pk); errors.Is(err, packets.ErrPacketTooLarge) {
+			delete(s.inflight, d.pk.PacketID)
+			s.r.inflight.Add(-1)
+			s.drop(d)
+		}
+	}
+	s.pump()
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// detach notes that cl, the session's connection, has ended.
+func (s *session) detach(cl *mqtt.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cl != cl {
+		return
+	}
+	s.cl = nil
+	s.r.offlineBytes(s.user).Add(int64(s.bytes))
+}
+
+// reset drops everything the session holds; mu is held.
+func (s *session) reset() {
+	for id, d := range s.inflight {
+		delete(s.inflight, id)
+		s.r.inflight.Add(-1)
+		s.drop(d)
+	}
+	for _, d := range s.queue {
+		s.r.queued.Add(-1)
+		s.drop(d)
+	}
+	s.queue = nil
+}
+
+// sweep drops expired messages from the queue, and reports a connected
+// client that has acknowledged nothing for stall while it had messages in
+// flight.
+func (s *session) sweep(now time.Time, stall time.Duration) (stuck *mqtt.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.queue[:0]
+	for _, d := range s.queue {
+		if expired(d.pk) {
+			s.r.b.Stats.Expired.Add(1)
+			s.r.queued.Add(-1)
+			s.drop(d)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	if s.cl != nil && len(s.inflight) > 0 && now.Sub(s.progress) > stall {
+		return s.cl
+	}
+	return nil
+}
+
+// unacked is how many messages the session holds.
+func (s *session) unacked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight) + len(s.queue)
+}
+
+// store and unstore keep the session's record of d in step; mu is held.
+func (s *session) store(d *delivery) {
+	if st := s.r.b.hook.sessions; st != nil && s.persistent {
+		st.delivery(s.id, d)
+	}
+}
+
+func (s *session) unstore(d *delivery) {
+	if st := s.r.b.hook.sessions; st != nil && s.persistent {
+		st.delivered(s.id, d.seq)
+	}
+}
+
+// restore puts a delivery read from the session file back.
+func (s *session) restore(d *delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.persistent = true
+	d.size = size(d.pk)
+	s.bytes += d.size
+	s.r.offlineBytes(s.user).Add(int64(d.size))
+	s.nextSeq = max(s.nextSeq, d.seq)
+	if d.state == 0 {
+		s.queue = append(s.queue, d)
+		s.r.queued.Add(1)
+		return
+	}
+	s.inflight[d.pk.PacketID] = d
+	s.r.inflight.Add(1)
+}
+
+// run sweeps every session each second until done is closed.
+func (r *router) run(done <-chan struct{}, stall time.Duration) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			r.mu.RLock()
+			all := make([]*session, 0, len(r.sessions))
+			for _, s := range r.sessions {
+				all = append(all, s)
+			}
+			r.mu.RUnlock()
+			for _, s := range all {
+				if cl := s.sweep(now, stall); cl != nil {
+					r.b.Stats.StuckClosed.Add(1)
+					r.b.log.Info("mqtt connection closed: no acknowledgement", "client", s.id, "for", stall)
+					_ = r.b.disconnect(cl, packets.ErrMaxConnectTime)
+				}
+			}
+			r.b.hook.expireRetained(now.Unix())
+		}
+	}
+}
+
+// endIf ends the session of id if no connection but cl has it: one that
+// ends with its connection.
+func (r *router) endIf(id string, cl *mqtt.Client) {
+	r.mu.Lock()
+	s, ok := r.sessions[id]
+	if ok {
+		s.mu.Lock()
+		ok = s.cl == nil || s.cl == cl
+		s.mu.Unlock()
+	}
+	if ok {
+		delete(r.sessions, id)
+	}
+	r.mu.Unlock()
+	if ok {
+		s.mu.Lock()
+		s.reset()
+		s.gone = true
+		s.mu.Unlock()
+	}
+}
+
+// connected reports whether a connection other than old has the session.
+func (s *session) connected(old *mqtt.Client) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cl != nil && s.cl != old && !s.cl.Closed()
+}
