@@ -208,3 +208,65 @@ func TestOfflineSessionsCapped(t *testing.T) {
 		t.Errorf("subscribers of family: %v", subs)
 	}
 }
+
+// TestQoS2StateSurvivesKill: QoS 2 flows caught halfway by a SIGKILL of
+// hearth finish after it, each message exactly once. A publisher's
+// PUBLISH was answered with PUBREC, its PUBREL comes after the restart and
+// finds its record (PUBCOMP 0x00, not 0x92). A subscriber had answered
+// one delivery with PUBREC (the PUBREL is sent again) and not yet
+// answered another (sent again with DUP under the same packet id).
+func TestQoS2StateSurvivesKill(t *testing.T) {
+	s := startServer(t)
+	keep := props{}.add(pSessionExpiry, uint32(3600))
+	mum := &target{name: "hearth", addr: s.mqtt, user: "mum", pass: password("mum")}
+	const topic = "home/q2"
+	sub, _ := mum.dial(t, 5, rawConnect{id: "q2-sub", clean: true, props: keep})
+	sub.subscribe(1, topic, 2, nil)
+	pub, _ := mum.dial(t, 5, rawConnect{id: "q2-pub", clean: true, props: keep})
+	pub.publish(topic, []byte("a"), 2, false, 5, nil)
+	pub.expect(tPubrec) // no PUBREL yet
+	a := nextPublish(t, sub)
+	sub.ack(tPubrec, a.id)
+	sub.expect(tPubrel) // no PUBCOMP yet
+	pub.publish(topic, []byte("b"), 2, false, 6, nil)
+	pub.expect(tPubrec)
+	pub.ack(tPubrel, 6)
+	pub.expect(tPubcomp)
+	b := nextPublish(t, sub) // no PUBREC yet
+	if string(a.payload) != "a" || string(b.payload) != "b" {
+		t.Fatalf("deliveries %v %v", a, b)
+	}
+	pub.c.Close()
+	sub.c.Close()
+	s.killWhenCommitted()
+
+	pub, ack := mum.dial(t, 5, rawConnect{id: "q2-pub", props: keep})
+	if !ack.present {
+		t.Fatal("the publisher's session did not survive")
+	}
+	pub.ack(tPubrel, 5)
+	p := pub.read()
+	for p.typ == tPubrec { // mochi resends its PUBREC on resume
+		p = pub.read()
+	}
+	if p.typ != tPubcomp || p.id != 5 || p.code != 0 {
+		t.Fatalf("publisher got %v, want PUBCOMP 5 success", p)
+	}
+	sub, ack = mum.dial(t, 5, rawConnect{id: "q2-sub", props: keep})
+	if !ack.present {
+		t.Fatal("the subscriber's session did not survive")
+	}
+	if p := sub.read(); p.typ != tPubrel || p.id != a.id {
+		t.Fatalf("first after the restart: %v, want PUBREL %d", p, a.id)
+	}
+	sub.ack(tPubcomp, a.id)
+	if p := sub.read(); p.typ != tPublish || p.id != b.id || !p.dup() || string(p.payload) != "b" {
+		t.Fatalf("then %v, want 'b' again with DUP under id %d", p, b.id)
+	}
+	sub.ack(tPubrec, b.id)
+	if p := sub.expect(tPubrel); p.id != b.id {
+		t.Fatalf("PUBREL %v", p)
+	}
+	sub.ack(tPubcomp, b.id)
+	noPacket(t, sub, 500*time.Millisecond, "after both flows completed")
+}
