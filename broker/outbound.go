@@ -104,19 +104,9 @@ func receiveMaximum(cl *mqtt.Client, limit int) int {
 
 // get returns the session of id, making one for user if there is none.
 func (r *router) get(id, user string) *session {
-	r.mu.RLock()
-	s, ok := r.sessions[id]
-	r.mu.RUnlock()
-	if ok {
-		return s
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s, ok = r.sessions[id]; !ok {
-		s = &session{id: id, user: user, r: r, inflight: map[uint16]*delivery{}, quota: maxInflight3}
-		r.sessions[id] = s
-	}
-	return s
+	return loadOrMake(&r.mu, r.sessions, id, func() *session {
+		return &session{id: id, user: user, r: r, inflight: map[uint16]*delivery{}, quota: maxInflight3}
+	})
 }
 
 // lookup returns the session of id, if any.
@@ -127,35 +117,30 @@ func (r *router) lookup(id string) (*session, bool) {
 	return s, ok
 }
 
+// offlineBytes is what user's offline sessions hold.
 func (r *router) offlineBytes(user string) *atomic.Int64 {
-	r.mu.RLock()
-	n, ok := r.offline[user]
-	r.mu.RUnlock()
+	return loadOrMake(&r.mu, r.offline, user, func() *atomic.Int64 { return &atomic.Int64{} })
+}
+
+// loadOrMake returns m[k], making it under mu's write lock if it is not there.
+func loadOrMake[K comparable, V any](mu *sync.RWMutex, m map[K]V, k K, mk func() V) V {
+	mu.RLock()
+	v, ok := m[k]
+	mu.RUnlock()
 	if ok {
-		return n
+		return v
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if n, ok = r.offline[user]; !ok {
-		n = &atomic.Int64{}
-		r.offline[user] = n
+	mu.Lock()
+	defer mu.Unlock()
+	if v, ok = m[k]; !ok {
+		v = mk()
+		m[k] = v
 	}
-	return n
+	return v
 }
 
 // end forgets a session and everything queued for it.
-func (r *router) end(id string) {
-	r.mu.Lock()
-	s, ok := r.sessions[id]
-	delete(r.sessions, id)
-	r.mu.Unlock()
-	if ok {
-		s.mu.Lock()
-		s.reset()
-		s.gone = true
-		s.mu.Unlock()
-	}
-}
+func (r *router) end(id string) { r.endIf(id, nil) }
 
 // publish delivers pk to every subscriber of its topic that may receive it.
 func (r *router) publish(pk packets.Packet) {
@@ -540,12 +525,12 @@ func (r *router) run(done <-chan struct{}, stall time.Duration) {
 	}
 }
 
-// endIf ends the session of id if no connection but cl has it: one that
-// ends with its connection.
+// endIf ends the session of id, unless a connection other than cl has it
+// (nil: whatever has it).
 func (r *router) endIf(id string, cl *mqtt.Client) {
 	r.mu.Lock()
 	s, ok := r.sessions[id]
-	if ok {
+	if ok && cl != nil {
 		s.mu.Lock()
 		ok = s.cl == nil || s.cl == cl
 		s.mu.Unlock()

@@ -208,20 +208,7 @@ func versionFlag(v byte) string {
 // sub is a mosquitto_sub run against a target.
 func (tg *target) sub(t *testing.T, v byte, args ...string) *mosqSub {
 	t.Helper()
-	bin := needTool(t, "mosquitto_sub", "mosquitto-clients")
-	h, p := hostPort(t, tg.addr)
-	all := append(append([]string{"-oL", bin, "-h", h, "-p", p, "-V", versionFlag(v), "-v", "-d"}, tg.creds()...), args...)
-	s := &mosqSub{cmd: exec.Command(needTool(t, "stdbuf", "coreutils"), all...)}
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		s.cmd.Wait()
-	})
-	waitFor(t, "mosquitto_sub's SUBACK", 5*time.Second, func() bool { return strings.Contains(s.out.String(), "SUBACK") })
-	return s
+	return runMosquittoSub(t, tg.addr, versionFlag(v), append(tg.creds(), args...))
 }
 
 // pub runs mosquitto_pub against a target.

@@ -379,9 +379,15 @@ func mosquittoSubV5(t *testing.T, addr, user string, args ...string) *mosqSub {
 
 func startMosquittoSub(t *testing.T, addr, user, version string, args []string) *mosqSub {
 	t.Helper()
+	return runMosquittoSub(t, addr, version, append([]string{"-u", user, "-P", password(user)}, args...))
+}
+
+// runMosquittoSub starts mosquitto_sub with args and waits for its SUBACK.
+func runMosquittoSub(t *testing.T, addr, version string, args []string) *mosqSub {
+	t.Helper()
 	bin := needTool(t, "mosquitto_sub", "mosquitto-clients")
 	h, p := hostPort(t, addr)
-	all := append([]string{"-h", h, "-p", p, "-u", user, "-P", password(user), "-V", version, "-v", "-d"}, args...)
+	all := append([]string{"-h", h, "-p", p, "-V", version, "-v", "-d"}, args...)
 	// stdbuf: mosquitto_sub's stdout is a pipe here, which libc buffers.
 	s := &mosqSub{cmd: exec.Command(needTool(t, "stdbuf", "coreutils"), append([]string{"-oL", bin}, all...)...)}
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
