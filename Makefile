@@ -30,10 +30,12 @@ fuzz:
 		echo "== $$name ($$pkg)"; \
 		$(GO) test -run XXX -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
-# Long stress runs: the 10 x 10,000 burst, and a race-prone test repeated.
+# Long stress runs: the 10 x 10,000 bursts (chat, and the conformance row
+# on hearth and mosquitto, both protocol versions), and a race-prone test
+# repeated.
 SOAKCOUNT ?= 25
 soak: web
-	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestBurstToSmallReceiveMaximum' ./cmd/hearth
+	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestBurstToSmallReceiveMaximum|TestConformance/burst' ./cmd/hearth
 	$(GO) test -race -count=$(SOAKCOUNT) -run 'TestPublishingSubscriber' ./cmd/hearth
 
 vet:

@@ -18,10 +18,10 @@ import (
 // TestPublishingSubscriberGetsEverything: a client that receives at QoS 1
 // and publishes at QoS 1 on the same connection, as the web chat does,
 // and drops its connection now and then, still gets every message. mochi
-// keeps a client's and the server's packet ids in one map; without
-// broker/pktid.go, 860 to 1,000 of 1,500 arrived (mochi-mqtt/server issue
-// #545), and with a guard for #545 alone, one run in five still missed a
-// message or two. make soak runs it SOAKCOUNT times.
+// keeps a client's and the server's packet ids in one map; with mochi's
+// own deliveries, 860 to 1,000 of 1,500 arrived (mochi-mqtt/server issue
+// #545). hearth's deliveries have ids of their own (broker/outbound.go).
+// make soak runs it SOAKCOUNT times.
 func TestPublishingSubscriberGetsEverything(t *testing.T) {
 	app := startApp(t, testConfig(t, t.TempDir()))
 	addr := app.MQTTAddr()
