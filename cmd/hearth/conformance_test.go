@@ -349,6 +349,45 @@ var conformanceRows = []conformanceRow{
 		sub.ack(tPubcomp, d.id)
 		noPacket(t, sub, 300*time.Millisecond, "after PUBCOMP (the message again?)")
 	}, ""},
+	{"qos 2 state kept across takeover", both, false, func(t *testing.T, tg *target, v byte, topic string) {
+		var keep props
+		if v == 5 {
+			keep = props{}.add(pSessionExpiry, uint32(60))
+		}
+		clean := v == 5
+		subID, pubID := fmt.Sprint("q2-take-sub-", v), fmt.Sprint("q2-take-pub-", v)
+		sub, _ := tg.dial(t, v, rawConnect{id: subID, clean: clean, props: keep})
+		sub.subscribe(1, topic, 2, nil)
+		pub, _ := tg.dial(t, v, rawConnect{id: pubID, clean: clean, props: keep})
+		pub.publish(topic, []byte("x"), 2, false, 11, nil)
+		pub.expect(tPubrec)
+		// A second connection takes the session over while the first is open.
+		pub2, ack := tg.dial(t, v, rawConnect{id: pubID, props: keep})
+		if !ack.present {
+			t.Fatal("the publisher's session is not present")
+		}
+		if closed, _ := pub.closed(5 * time.Second); !closed {
+			t.Fatal("the connection taken over is still open")
+		}
+		pub2.ack(tPubrel, 11)
+		for p := pub2.read(); p.typ != tPubcomp; p = pub2.read() {
+			if p.typ != tPubrec {
+				t.Fatalf("publisher got %v", p)
+			}
+		}
+		d := nextPublish(t, sub)
+		sub.ack(tPubrec, d.id)
+		sub.expect(tPubrel)
+		sub2, ack := tg.dial(t, v, rawConnect{id: subID, props: keep})
+		if !ack.present {
+			t.Fatal("the subscriber's session is not present")
+		}
+		if p := sub2.read(); p.typ != tPubrel || p.id != d.id {
+			t.Fatalf("after the takeover: %v, want PUBREL %d", p, d.id)
+		}
+		sub2.ack(tPubcomp, d.id)
+		noPacket(t, sub2, 300*time.Millisecond, "after PUBCOMP")
+	}, ""},
 	{"will at qos 2", both, false, func(t *testing.T, tg *target, v byte, topic string) {
 		watch, _ := tg.dial(t, v, rawConnect{id: "will-watch", clean: true})
 		watch.subscribe(1, topic, 2, nil)
