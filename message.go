@@ -44,6 +44,31 @@ type Receipt struct {
 	At   int64  `json:"at"`
 }
 
+// Presence is what the server publishes, retained, on presence/{user}
+// whenever the count of the user's connections changes.
+type Presence struct {
+	Online      bool  `json:"online"`
+	Connections int   `json:"connections"`
+	LastSeen    int64 `json:"last_seen"` // Unix milliseconds of the change
+}
+
+// Typing is what a member publishes on rooms/{room}/typing/{user}.
+type Typing struct {
+	Typing bool `json:"typing"`
+}
+
+// ParseTyping checks a typing event: {"typing":true} or {"typing":false},
+// nothing else. Its errors wrap ErrBadPayload.
+func ParseTyping(b []byte) (Typing, error) {
+	var t struct {
+		Typing *bool `json:"typing"`
+	}
+	if err := DecodeJSONObject(bytes.NewReader(b), &t, true); err != nil || t.Typing == nil {
+		return Typing{}, fmt.Errorf(`%w: a typing event is {"typing":true} or {"typing":false}`, ErrBadPayload)
+	}
+	return Typing{Typing: *t.Typing}, nil
+}
+
 // ErrBadPayload is wrapped by every error of ParsePayload.
 var ErrBadPayload = errors.New("bad message payload")
 

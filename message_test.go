@@ -194,3 +194,28 @@ func FuzzParsePayload(f *testing.F) {
 		}
 	})
 }
+
+func TestParseTyping(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want *bool
+	}{
+		{`{"typing":true}`, ptr(true)},
+		{`{"typing":false}`, ptr(false)},
+		{`{"typing":1}`, nil},
+		{`{}`, nil},
+		{`{"typing":true} x`, nil},
+		{`[true]`, nil},
+		{``, nil},
+	} {
+		got, err := ParseTyping([]byte(c.in))
+		switch {
+		case c.want == nil && !errors.Is(err, ErrBadPayload):
+			t.Errorf("ParseTyping(%q) = %v, %v; want an ErrBadPayload", c.in, got, err)
+		case c.want != nil && (err != nil || got.Typing != *c.want):
+			t.Errorf("ParseTyping(%q) = %v, %v; want %v", c.in, got, err, *c.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -24,12 +24,6 @@ func newPresence(b *Broker) *presence {
 	return &presence{b: b, count: map[string]int{}, counted: map[*mqtt.Client]bool{}}
 }
 
-type presenceMsg struct {
-	Online      bool  `json:"online"`
-	Connections int   `json:"connections"`
-	LastSeen    int64 `json:"last_seen"`
-}
-
 // publishAllOffline runs at start. A user's last_seen is kept from the
 // presence restored from the session file, if any.
 func (p *presence) publishAllOffline() {
@@ -37,9 +31,9 @@ func (p *presence) publishAllOffline() {
 	defer p.mu.Unlock()
 	for _, u := range p.b.policy.Users() {
 		if p.count[u] == 0 {
-			var m presenceMsg
+			var m hearth.Presence
 			if pk, ok := p.b.hook.retainedMessage(hearth.PresenceTopic(u)); ok {
-				var old presenceMsg
+				var old hearth.Presence
 				if json.Unmarshal(pk.Payload, &old) == nil {
 					m.LastSeen = old.LastSeen
 				}
@@ -61,7 +55,7 @@ func (p *presence) up(cl *mqtt.Client) {
 	}
 	p.counted[cl] = true
 	p.count[user]++
-	p.publish(user, presenceMsg{Online: true, Connections: p.count[user], LastSeen: time.Now().UnixMilli()})
+	p.publish(user, hearth.Presence{Online: true, Connections: p.count[user], LastSeen: time.Now().UnixMilli()})
 }
 
 func (p *presence) down(cl *mqtt.Client) {
@@ -78,12 +72,12 @@ func (p *presence) down(cl *mqtt.Client) {
 		delete(p.count, user)
 		n = 0
 	}
-	p.publish(user, presenceMsg{Online: n > 0, Connections: n, LastSeen: time.Now().UnixMilli()})
+	p.publish(user, hearth.Presence{Online: n > 0, Connections: n, LastSeen: time.Now().UnixMilli()})
 }
 
 // publish is called with mu held, so that retained presence is published
 // in the order of the changes.
-func (p *presence) publish(user string, m presenceMsg) {
+func (p *presence) publish(user string, m hearth.Presence) {
 	b, _ := json.Marshal(m)
 	if err := p.b.server.Publish(hearth.PresenceTopic(user), b, true, 1); err != nil {
 		p.b.log.Warn("publish presence", "user", user, "error", err)

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -177,19 +176,10 @@ func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.Topic
 		if retain {
 			return kind, errRetained
 		}
-		return kind, validateTyping(payload)
+		_, err := hearth.ParseTyping(payload)
+		return kind, err
 	}
 	return kind, nil
-}
-
-func validateTyping(b []byte) error {
-	var t struct {
-		Typing *bool `json:"typing"`
-	}
-	if err := hearth.DecodeJSONObject(bytes.NewReader(b), &t, true); err != nil || t.Typing == nil {
-		return fmt.Errorf(`%w: a typing event is {"typing":true} or {"typing":false}`, hearth.ErrBadPayload)
-	}
-	return nil
 }
 
 // badTopic answers a publish on a topic mochi drops without a word ($SYS,

@@ -27,16 +27,10 @@ import (
 	"hearth/history"
 )
 
-type presenceMsg struct {
-	Online      bool  `json:"online"`
-	Connections int   `json:"connections"`
-	LastSeen    int64 `json:"last_seen"`
-}
-
 // nextPresence waits for the next presence of user.
-func nextPresence(t *testing.T, cl *client, user string) presenceMsg {
+func nextPresence(t *testing.T, cl *client, user string) hearth.Presence {
 	t.Helper()
-	var p presenceMsg
+	var p hearth.Presence
 	if err := json.Unmarshal(cl.next(hearth.PresenceTopic(user)).Payload, &p); err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +44,10 @@ func TestPresenceCountsConnections(t *testing.T) {
 	addr := app.MQTTAddr()
 	dad := mustDial(t, addr, "dad", connectOpts{})
 	dad.subscribe("presence/+")
-	start := map[string]presenceMsg{}
+	start := map[string]hearth.Presence{}
 	for len(start) < 4 { // mum, dad (online), kid, kitchen
 		m := <-dad.recv
-		var p presenceMsg
+		var p hearth.Presence
 		json.Unmarshal(m.Payload, &p)
 		start[strings.TrimPrefix(m.Topic, "presence/")] = p
 	}
