@@ -35,7 +35,8 @@ fuzz:
 # repeated.
 SOAKCOUNT ?= 25
 soak: web
-	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestBurstToSmallReceiveMaximum|TestConformance/burst' ./cmd/hearth
+	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestBurstToSmallReceiveMaximum' ./cmd/hearth
+	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestConformance/burst' ./broker
 	$(GO) test -race -count=$(SOAKCOUNT) -run 'TestPublishingSubscriber' ./cmd/hearth
 
 vet:

@@ -36,9 +36,8 @@ import (
 //     so a takeover loses nothing that was on its way to the old one.
 //   - Order. A resumed session's queue is resent in publish order (mochi
 //     sorts by the uint16 of the second a message came in).
-//   - Message expiry, subscription identifiers (mochi sends an id of 0
-//     for an overlapping subscription without one), and the client's
-//     Maximum Packet Size.
+//   - Message expiry, subscription identifiers, and the client's Maximum
+//     Packet Size.
 
 // delivery is one message on its way to a session.
 type delivery struct {
@@ -183,7 +182,7 @@ func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.P
 }
 
 // subscriptionIDs are the identifiers of every subscription that matched,
-// sorted, without the 0 that mochi's merge adds for one that has none.
+// sorted and once each (mochi's merge records a 0 for one without).
 func subscriptionIDs(sub packets.Subscription) []int {
 	var ids []int
 	if sub.Identifier > 0 {

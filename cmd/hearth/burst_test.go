@@ -52,9 +52,9 @@ func TestBurstToSmallReceiveMaximum(t *testing.T) {
 	wg.Wait()
 	n := pubs * each
 	deadline := time.Now().Add(30*time.Second + time.Duration(n)*time.Millisecond)
-	for len(sub5.lines()) < n || len(sub.lines()) < n {
+	for len(sub5.Lines()) < n || len(sub.Lines()) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("MQTT 5 subscriber got %d, MQTT 3.1.1 subscriber %d, of %d", len(sub5.lines()), len(sub.lines()), n)
+			t.Fatalf("MQTT 5 subscriber got %d, MQTT 3.1.1 subscriber %d, of %d", len(sub5.Lines()), len(sub.Lines()), n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 
 	"hearth"
 	"hearth/broker"
+	"hearth/internal/mqtttest"
 )
 
 // testUsers are the users of every end-to-end test; each one's password
@@ -88,18 +87,6 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // client is a real paho MQTT 5 client that records what it receives.
@@ -331,25 +318,14 @@ func readHistory(t *testing.T, app *App, user, room, query string) page {
 	return p
 }
 
-// needTool finds a command that the tests use as an independent peer.
-// .ci/run installs it; a missing one fails the test.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: apt-get install %s (.ci/run does)", name, pkg)
-	}
-	return p
-}
+var (
+	needTool = mqtttest.NeedTool
+	hostPort = mqtttest.HostPort
+	waitFor  = mqtttest.WaitFor
+	freePort = mqtttest.FreePort
+)
 
-func hostPort(t *testing.T, addr string) (string, string) {
-	t.Helper()
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, p
-}
+type mosqSub = mqtttest.MosquittoSub
 
 // mosquittoPub publishes with Debian's mosquitto_pub (MQTT 3.1.1 unless
 // args say otherwise) and returns its combined output and error.
@@ -385,51 +361,5 @@ func startMosquittoSub(t *testing.T, addr, user, version string, args []string) 
 // runMosquittoSub starts mosquitto_sub with args and waits for its SUBACK.
 func runMosquittoSub(t *testing.T, addr, version string, args []string) *mosqSub {
 	t.Helper()
-	bin := needTool(t, "mosquitto_sub", "mosquitto-clients")
-	h, p := hostPort(t, addr)
-	all := append([]string{"-h", h, "-p", p, "-V", version, "-v", "-d"}, args...)
-	// stdbuf: mosquitto_sub's stdout is a pipe here, which libc buffers.
-	s := &mosqSub{cmd: exec.Command(needTool(t, "stdbuf", "coreutils"), append([]string{"-oL", bin}, all...)...)}
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		s.cmd.Wait()
-	})
-	waitFor(t, "mosquitto_sub's SUBACK", 5*time.Second, func() bool { return strings.Contains(s.out.String(), "SUBACK") })
-	return s
-}
-
-type mosqSub struct {
-	cmd *exec.Cmd
-	out safeBuffer
-}
-
-func (s *mosqSub) lines() []string {
-	var lines []string
-	for _, l := range strings.Split(s.out.String(), "\n") {
-		if l != "" && !strings.HasPrefix(l, "Client ") && !strings.HasPrefix(l, "Subscribed ") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return mqtttest.StartMosquittoSub(t, addr, version, args)
 }

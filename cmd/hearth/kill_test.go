@@ -19,17 +19,6 @@ import (
 	"hearth"
 )
 
-// freePort returns a loopback address with a port nobody listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // server is hearth serve as a separate process, to be killed for real.
 type server struct {
 	t          *testing.T

@@ -44,7 +44,7 @@ func TestLiveDeliveryArchiveAndReceipt(t *testing.T) {
 	if rc.ID != "k1" || rc.Room != "family" || rc.Seq != 1 || rc.At == 0 {
 		t.Fatalf("receipt %+v, want id k1 room family seq 1", rc)
 	}
-	waitFor(t, "mosquitto_sub to print the message", 5*time.Second, func() bool { return len(dadSub.lines()) > 0 })
+	waitFor(t, "mosquitto_sub to print the message", 5*time.Second, func() bool { return len(dadSub.Lines()) > 0 })
 
 	h := readHistory(t, app, "dad", "family", "")
 	if len(h.Messages) != 1 || h.HasMore {
@@ -79,9 +79,9 @@ func TestNoLeakThroughWildcards(t *testing.T) {
 	kid.next("rooms/family/messages/mum")
 	kitchen.next("rooms/family/messages/mum")
 	waitFor(t, "mosquitto_sub to see the marker", 5*time.Second, func() bool {
-		return slices.ContainsFunc(kidSub.lines(), func(l string) bool { return strings.Contains(l, "marker") })
+		return slices.ContainsFunc(kidSub.Lines(), func(l string) bool { return strings.Contains(l, "marker") })
 	})
-	for name, topics := range map[string][]string{"kid": kid.topics(), "kitchen": kitchen.topics(), "kid (3.1.1)": kidSub.lines()} {
+	for name, topics := range map[string][]string{"kid": kid.topics(), "kitchen": kitchen.topics(), "kid (3.1.1)": kidSub.Lines()} {
 		for _, tp := range topics {
 			if strings.Contains(tp, "parents") || strings.Contains(tp, "receipts") {
 				t.Errorf("%s received %q", name, tp)

@@ -25,6 +25,7 @@ import (
 	"hearth"
 	"hearth/broker"
 	"hearth/history"
+	"hearth/internal/mqtttest"
 )
 
 // nextPresence waits for the next presence of user.
@@ -286,7 +287,7 @@ func TestCommands(t *testing.T) {
 // TestRefusalsKeepTextOutOfTheLog: refused publishes are logged at debug
 // level only, and never with their text.
 func TestRefusalsKeepTextOutOfTheLog(t *testing.T) {
-	var logs safeBuffer
+	var logs mqtttest.SafeBuffer
 	app, err := Start(testConfig(t, t.TempDir()), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatal(err)

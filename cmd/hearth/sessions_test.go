@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hearth"
+	mt "hearth/internal/mqtttest"
 )
 
 // metric reads one gauge or counter from a running hearth's /metrics.
@@ -214,59 +215,70 @@ func TestOfflineSessionsCapped(t *testing.T) {
 // PUBLISH was answered with PUBREC, its PUBREL comes after the restart and
 // finds its record (PUBCOMP 0x00, not 0x92). A subscriber had answered
 // one delivery with PUBREC (the PUBREL is sent again) and not yet
-// answered another (sent again with DUP under the same packet id).
+// answered another (sent again with DUP under the same Packet id).
 func TestQoS2StateSurvivesKill(t *testing.T) {
 	s := startServer(t)
-	keep := props{}.add(pSessionExpiry, uint32(3600))
-	mum := &target{name: "hearth", addr: s.mqtt, user: "mum", pass: password("mum")}
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(3600))
 	const topic = "home/q2"
-	sub, _ := mum.dial(t, 5, rawConnect{id: "q2-sub", clean: true, props: keep})
-	sub.subscribe(1, topic, 2, nil)
-	pub, _ := mum.dial(t, 5, rawConnect{id: "q2-pub", clean: true, props: keep})
-	pub.publish(topic, []byte("a"), 2, false, 5, nil)
-	pub.expect(tPubrec) // no PUBREL yet
-	a := nextPublish(t, sub)
-	sub.ack(tPubrec, a.id)
-	sub.expect(tPubrel) // no PUBCOMP yet
-	pub.publish(topic, []byte("b"), 2, false, 6, nil)
-	pub.expect(tPubrec)
-	pub.ack(tPubrel, 6)
-	pub.expect(tPubcomp)
-	b := nextPublish(t, sub) // no PUBREC yet
-	if string(a.payload) != "a" || string(b.payload) != "b" {
+	sub, _ := dialMum(t, s.mqtt, mt.Connect{ID: "q2-sub", Clean: true, Props: keep})
+	sub.Subscribe(1, topic, 2, nil)
+	pub, _ := dialMum(t, s.mqtt, mt.Connect{ID: "q2-pub", Clean: true, Props: keep})
+	pub.Publish(topic, []byte("a"), 2, false, 5, nil)
+	pub.Expect(mt.PUBREC) // no PUBREL yet
+	a := sub.NextPublish()
+	sub.Ack(mt.PUBREC, a.ID)
+	sub.Expect(mt.PUBREL) // no PUBCOMP yet
+	pub.Publish(topic, []byte("b"), 2, false, 6, nil)
+	pub.Expect(mt.PUBREC)
+	pub.Ack(mt.PUBREL, 6)
+	pub.Expect(mt.PUBCOMP)
+	b := sub.NextPublish() // no PUBREC yet
+	if string(a.Payload) != "a" || string(b.Payload) != "b" {
 		t.Fatalf("deliveries %v %v", a, b)
 	}
-	pub.c.Close()
-	sub.c.Close()
+	pub.Conn.Close()
+	sub.Conn.Close()
 	s.killWhenCommitted()
 
-	pub, ack := mum.dial(t, 5, rawConnect{id: "q2-pub", props: keep})
-	if !ack.present {
+	pub, ack := dialMum(t, s.mqtt, mt.Connect{ID: "q2-pub", Props: keep})
+	if !ack.Present {
 		t.Fatal("the publisher's session did not survive")
 	}
-	pub.ack(tPubrel, 5)
-	p := pub.read()
-	for p.typ == tPubrec { // mochi resends its PUBREC on resume
-		p = pub.read()
+	pub.Ack(mt.PUBREL, 5)
+	p := pub.Read()
+	for p.Type == mt.PUBREC { // mochi resends its PUBREC on resume
+		p = pub.Read()
 	}
-	if p.typ != tPubcomp || p.id != 5 || p.code != 0 {
-		t.Fatalf("publisher got %v, want PUBCOMP 5 success", p)
+	if p.Type != mt.PUBCOMP || p.ID != 5 || p.Code != 0 {
+		t.Fatalf("publisher got %v, want mt.PUBCOMP 5 success", p)
 	}
-	sub, ack = mum.dial(t, 5, rawConnect{id: "q2-sub", props: keep})
-	if !ack.present {
+	sub, ack = dialMum(t, s.mqtt, mt.Connect{ID: "q2-sub", Props: keep})
+	if !ack.Present {
 		t.Fatal("the subscriber's session did not survive")
 	}
-	if p := sub.read(); p.typ != tPubrel || p.id != a.id {
-		t.Fatalf("first after the restart: %v, want PUBREL %d", p, a.id)
+	if p := sub.Read(); p.Type != mt.PUBREL || p.ID != a.ID {
+		t.Fatalf("first after the restart: %v, want mt.PUBREL %d", p, a.ID)
 	}
-	sub.ack(tPubcomp, a.id)
-	if p := sub.read(); p.typ != tPublish || p.id != b.id || !p.dup() || string(p.payload) != "b" {
-		t.Fatalf("then %v, want 'b' again with DUP under id %d", p, b.id)
+	sub.Ack(mt.PUBCOMP, a.ID)
+	if p := sub.Read(); p.Type != mt.PUBLISH || p.ID != b.ID || !p.Dup() || string(p.Payload) != "b" {
+		t.Fatalf("then %v, want 'b' again with DUP under id %d", p, b.ID)
 	}
-	sub.ack(tPubrec, b.id)
-	if p := sub.expect(tPubrel); p.id != b.id {
-		t.Fatalf("PUBREL %v", p)
+	sub.Ack(mt.PUBREC, b.ID)
+	if p := sub.Expect(mt.PUBREL); p.ID != b.ID {
+		t.Fatalf("mt.PUBREL %v", p)
 	}
-	sub.ack(tPubcomp, b.id)
-	noPacket(t, sub, 500*time.Millisecond, "after both flows completed")
+	sub.Ack(mt.PUBCOMP, b.ID)
+	sub.NoPacket(500*time.Millisecond, "after both flows completed")
+}
+
+// dialMum connects a raw MQTT 5 client as mum.
+func dialMum(t *testing.T, addr string, o mt.Connect) (*mt.Raw, mt.Packet) {
+	t.Helper()
+	r := mt.DialRaw(t, addr, 5)
+	o.User, o.Pass = "mum", password("mum")
+	ack := r.Connect(o)
+	if ack.Type != mt.CONNACK || ack.Code != 0 {
+		t.Fatalf("CONNACK %v", ack)
+	}
+	return r, ack
 }

@@ -23,10 +23,10 @@ func TestStuckSubscriber(t *testing.T) {
 	dad := mustDial(t, addr, "dad", connectOpts{})
 	dad.subscribe(filter)
 	stuck := mosquittoSub(t, addr, "kid", "-q", "1", "-t", filter, "-i", "stuck-kid", "-k", "600")
-	if err := stuck.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := stuck.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stuck.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { stuck.Cmd.Process.Signal(syscall.SIGCONT) })
 	base := heap()
 
 	// 1,500 messages of 4,000 characters: 6 MB, more than the socket

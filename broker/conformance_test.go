@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"bytes"
@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"hearth"
+	mt "hearth/internal/mqtttest"
 )
 
 // The conformance suite: one row per MQTT behaviour, each run against
@@ -44,20 +43,20 @@ func (tg *target) creds() []string {
 	return []string{"-u", tg.user, "-P", tg.pass}
 }
 
-// connect is a raw CONNECT with the target's credentials.
-func (tg *target) connect(o rawConnect) rawConnect {
-	if o.user == "" {
-		o.user, o.pass = tg.user, tg.pass
+// login is a raw CONNECT with the target's credentials.
+func (tg *target) login(o mt.Connect) mt.Connect {
+	if o.User == "" {
+		o.User, o.Pass = tg.user, tg.pass
 	}
 	return o
 }
 
 // dial connects a raw client and fails unless the CONNACK accepts it.
-func (tg *target) dial(t *testing.T, v byte, o rawConnect) (*raw, packet) {
+func (tg *target) dial(t *testing.T, v byte, o mt.Connect) (*mt.Raw, mt.Packet) {
 	t.Helper()
-	r := dialRaw(t, tg.addr, v)
-	ack := r.connect(tg.connect(o))
-	if ack.typ != tConnack || ack.code != 0 {
+	r := mt.DialRaw(t, tg.addr, v)
+	ack := r.Connect(tg.login(o))
+	if ack.Type != mt.CONNACK || ack.Code != 0 {
 		t.Fatalf("%s: CONNACK %v, want accepted", tg.name, ack)
 	}
 	return r, ack
@@ -123,25 +122,12 @@ func cmpOr(s, def string) string {
 	return s
 }
 
-// startConformanceHearth starts hearth with an admin for the suite's
-// topics, and a Home Assistant device user under acl rules.
+// startConformanceHearth starts hearth's broker with the test users and
+// acl rules (harness_test.go), and mqtt.max_keepalive 60 as the Mosquitto
+// it is compared with.
 func startConformanceHearth(t *testing.T) *target {
-	cfg := testConfig(t, t.TempDir())
-	h, err := bcrypt.GenerateFromPassword([]byte(password("homeassistant")), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Users = append(cfg.Users, hearth.User{Name: "homeassistant", PasswordHash: string(h), Role: hearth.RoleDevice})
-	cfg.ACL = []hearth.ACLRule{
-		{User: "homeassistant", Topic: "homeassistant/#", Access: hearth.AccessReadWrite},
-		{User: "homeassistant", Topic: "home/#", Access: hearth.AccessReadWrite},
-		{Role: hearth.RoleDevice, Topic: "devices/%u/#", Access: hearth.AccessReadWrite},
-		{Role: hearth.RoleMember, Topic: "home/#", Access: hearth.AccessRead},
-		{Role: hearth.RoleMember, Topic: "home/secret/#", Access: hearth.AccessDeny},
-	}
-	cfg.MQTT.MaxKeepalive = 60
-	app := startApp(t, cfg)
-	return &target{name: "hearth", addr: app.MQTTAddr(), ws: "ws://" + app.HTTPAddr() + "/mqtt", user: "mum", pass: password("mum"), hearth: true}
+	b := startBroker(t, func(_ *hearth.Config, c *Config) { c.MaxKeepalive = 60 })
+	return &target{name: "hearth", addr: b.addr, ws: b.ws, user: "mum", pass: password("mum"), hearth: true}
 }
 
 // startMosquitto starts Debian's mosquitto on free loopback ports, with no
@@ -171,7 +157,7 @@ persistence false
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out safeBuffer
+	var out mt.SafeBuffer
 	cmd := exec.Command(bin, "-c", conf)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -182,7 +168,7 @@ persistence false
 		cmd.Wait()
 	})
 	addr := "127.0.0.1:" + port
-	waitFor(t, "mosquitto to listen", 10*time.Second, func() bool {
+	mt.WaitFor(t, "mosquitto to listen", 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -194,7 +180,7 @@ persistence false
 
 func freePortNumber(t *testing.T) string {
 	t.Helper()
-	_, p := hostPort(t, freePort(t))
+	_, p := mt.HostPort(t, mt.FreePort(t))
 	return p
 }
 
@@ -206,16 +192,16 @@ func versionFlag(v byte) string {
 }
 
 // sub is a mosquitto_sub run against a target.
-func (tg *target) sub(t *testing.T, v byte, args ...string) *mosqSub {
+func (tg *target) sub(t *testing.T, v byte, args ...string) *mt.MosquittoSub {
 	t.Helper()
-	return runMosquittoSub(t, tg.addr, versionFlag(v), append(tg.creds(), args...))
+	return mt.StartMosquittoSub(t, tg.addr, versionFlag(v), append(tg.creds(), args...))
 }
 
 // pub runs mosquitto_pub against a target.
 func (tg *target) pub(t *testing.T, v byte, args ...string) (string, error) {
 	t.Helper()
-	bin := needTool(t, "mosquitto_pub", "mosquitto-clients")
-	h, p := hostPort(t, tg.addr)
+	bin := mt.NeedTool(t, "mosquitto_pub", "mosquitto-clients")
+	h, p := mt.HostPort(t, tg.addr)
 	all := append(append([]string{"-h", h, "-p", p, "-V", versionFlag(v)}, tg.creds()...), args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -224,36 +210,14 @@ func (tg *target) pub(t *testing.T, v byte, args ...string) (string, error) {
 }
 
 // received returns the payloads of topic that s printed.
-func received(s *mosqSub, topic string) []string {
+func received(s *mt.MosquittoSub, topic string) []string {
 	var out []string
-	for _, l := range s.lines() {
+	for _, l := range s.Lines() {
 		if p, ok := strings.CutPrefix(l, topic+" "); ok {
 			out = append(out, p)
 		}
 	}
 	return out
-}
-
-// noPacket fails if r receives a packet within d.
-func noPacket(t *testing.T, r *raw, d time.Duration, what string) {
-	t.Helper()
-	if p, err := r.readWithin(d); err == nil {
-		t.Fatalf("%s: got %v", what, p)
-	}
-}
-
-// next reads the next PUBLISH, answering nothing.
-func nextPublish(t *testing.T, r *raw) packet {
-	t.Helper()
-	for {
-		p := r.read()
-		if p.typ == tPublish {
-			return p
-		}
-		if p.typ != tPingresp {
-			t.Fatalf("got %v, want a PUBLISH", p)
-		}
-	}
 }
 
 var conformanceRows = []conformanceRow{
@@ -264,213 +228,213 @@ var conformanceRows = []conformanceRow{
 				t.Fatalf("mosquitto_pub -q 2: %v: %s", err, out)
 			}
 		}
-		waitFor(t, "3 messages", 5*time.Second, func() bool { return len(received(s, topic)) >= 3 })
+		mt.WaitFor(t, "3 messages", 5*time.Second, func() bool { return len(received(s, topic)) >= 3 })
 		time.Sleep(200 * time.Millisecond)
 		if got := received(s, topic); !slices.Equal(got, []string{"m0", "m1", "m2"}) {
 			t.Fatalf("got %q, want m0 m1 m2 once each", got)
 		}
-		if !strings.Contains(s.out.String(), "PUBREL") {
-			t.Fatalf("the subscriber saw no PUBREL: the delivery was not QoS 2:\n%s", s.out.String())
+		if !strings.Contains(s.Out.String(), "PUBREL") {
+			t.Fatalf("the subscriber saw no PUBREL: the delivery was not QoS 2:\n%s", s.Out.String())
 		}
 	}, ""},
 	{"qos 2 flows on the wire", both, false, func(t *testing.T, tg *target, v byte, topic string) {
-		sub, _ := tg.dial(t, v, rawConnect{id: "q2-sub", clean: true})
-		if codes := sub.subscribe(1, topic, 2, nil); !bytes.Equal(codes, []byte{2}) {
+		sub, _ := tg.dial(t, v, mt.Connect{ID: "q2-sub", Clean: true})
+		if codes := sub.Subscribe(1, topic, 2, nil); !bytes.Equal(codes, []byte{2}) {
 			t.Fatalf("SUBACK %v, want granted QoS 2", codes)
 		}
-		pub, _ := tg.dial(t, v, rawConnect{id: "q2-pub", clean: true})
-		pub.publish(topic, []byte("once"), 2, false, 7, nil)
-		if p := pub.expect(tPubrec); p.id != 7 || p.code != 0 {
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "q2-pub", Clean: true})
+		pub.Publish(topic, []byte("once"), 2, false, 7, nil)
+		if p := pub.Expect(mt.PUBREC); p.ID != 7 || p.Code != 0 {
 			t.Fatalf("PUBREC %v, want id 7 success", p)
 		}
 		// Sent again before the PUBREL: acknowledged, not delivered twice.
-		pub.publishFlags(topic, []byte("once"), 2<<1|8, 7, nil) // DUP
-		if p := pub.expect(tPubrec); p.id != 7 || p.code != 0 {
+		pub.PublishFlags(topic, []byte("once"), 2<<1|8, 7, nil) // DUP
+		if p := pub.Expect(mt.PUBREC); p.ID != 7 || p.Code != 0 {
 			t.Fatalf("PUBREC of the resend %v, want id 7 success", p)
 		}
-		pub.ack(tPubrel, 7)
-		if p := pub.expect(tPubcomp); p.id != 7 || p.code != 0 {
+		pub.Ack(mt.PUBREL, 7)
+		if p := pub.Expect(mt.PUBCOMP); p.ID != 7 || p.Code != 0 {
 			t.Fatalf("PUBCOMP %v, want id 7 success", p)
 		}
-		d := nextPublish(t, sub)
-		if d.qos() != 2 || string(d.payload) != "once" || d.id == 0 {
+		d := sub.NextPublish()
+		if d.QoS() != 2 || string(d.Payload) != "once" || d.ID == 0 {
 			t.Fatalf("delivery %v, want QoS 2 'once'", d)
 		}
-		sub.ack(tPubrec, d.id)
-		if p := sub.expect(tPubrel); p.id != d.id {
-			t.Fatalf("PUBREL %v, want id %d", p, d.id)
+		sub.Ack(mt.PUBREC, d.ID)
+		if p := sub.Expect(mt.PUBREL); p.ID != d.ID {
+			t.Fatalf("PUBREL %v, want id %d", p, d.ID)
 		}
-		sub.ack(tPubcomp, d.id)
-		noPacket(t, sub, 300*time.Millisecond, "after PUBCOMP")
+		sub.Ack(mt.PUBCOMP, d.ID)
+		sub.NoPacket(300*time.Millisecond, "after PUBCOMP")
 	}, ""},
 	{"qos 2 state kept across reconnect", both, false, func(t *testing.T, tg *target, v byte, topic string) {
-		var keep props
+		var keep mt.Props
 		if v == 5 {
-			keep = props{}.add(pSessionExpiry, uint32(60))
+			keep = mt.Props{}.Add(mt.PropSessionExpiry, uint32(60))
 		}
 		clean := v == 5 // a 3.1.1 session is kept without clean session
 		subID, pubID := fmt.Sprint("q2-keep-sub-", v), fmt.Sprint("q2-keep-pub-", v)
-		sub, _ := tg.dial(t, v, rawConnect{id: subID, clean: clean, props: keep})
-		sub.subscribe(1, topic, 2, nil)
-		pub, _ := tg.dial(t, v, rawConnect{id: pubID, clean: clean, props: keep})
-		pub.publish(topic, []byte("x"), 2, false, 9, nil)
-		pub.expect(tPubrec)
-		pub.c.Close() // before the PUBREL
+		sub, _ := tg.dial(t, v, mt.Connect{ID: subID, Clean: clean, Props: keep})
+		sub.Subscribe(1, topic, 2, nil)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: pubID, Clean: clean, Props: keep})
+		pub.Publish(topic, []byte("x"), 2, false, 9, nil)
+		pub.Expect(mt.PUBREC)
+		pub.Conn.Close() // before the PUBREL
 
-		pub, ack := tg.dial(t, v, rawConnect{id: pubID, props: keep})
-		if !ack.present {
+		pub, ack := tg.dial(t, v, mt.Connect{ID: pubID, Props: keep})
+		if !ack.Present {
 			t.Fatal("the publisher's session is not present")
 		}
-		pub.ack(tPubrel, 9)
-		for p := pub.read(); ; p = pub.read() {
-			if p.typ == tPubcomp {
-				if p.id != 9 || p.code != 0 {
+		pub.Ack(mt.PUBREL, 9)
+		for p := pub.Read(); ; p = pub.Read() {
+			if p.Type == mt.PUBCOMP {
+				if p.ID != 9 || p.Code != 0 {
 					t.Fatalf("PUBCOMP %v, want id 9 success", p)
 				}
 				break
 			}
-			if p.typ != tPubrec {
+			if p.Type != mt.PUBREC {
 				t.Fatalf("publisher got %v", p)
 			}
 		}
 		// Delivered on the PUBLISH or on the PUBREL: MQTT allows both.
-		d := nextPublish(t, sub)
-		sub.ack(tPubrec, d.id)
-		sub.expect(tPubrel)
-		sub.c.Close() // before the PUBCOMP
+		d := sub.NextPublish()
+		sub.Ack(mt.PUBREC, d.ID)
+		sub.Expect(mt.PUBREL)
+		sub.Conn.Close() // before the PUBCOMP
 
-		sub, ack = tg.dial(t, v, rawConnect{id: subID, props: keep})
-		if !ack.present {
+		sub, ack = tg.dial(t, v, mt.Connect{ID: subID, Props: keep})
+		if !ack.Present {
 			t.Fatal("the subscriber's session is not present")
 		}
-		if p := sub.read(); p.typ != tPubrel || p.id != d.id {
-			t.Fatalf("resumed subscriber got %v, want PUBREL %d", p, d.id)
+		if p := sub.Read(); p.Type != mt.PUBREL || p.ID != d.ID {
+			t.Fatalf("resumed subscriber got %v, want PUBREL %d", p, d.ID)
 		}
-		sub.ack(tPubcomp, d.id)
-		noPacket(t, sub, 300*time.Millisecond, "after PUBCOMP (the message again?)")
+		sub.Ack(mt.PUBCOMP, d.ID)
+		sub.NoPacket(300*time.Millisecond, "after PUBCOMP (the message again?)")
 	}, ""},
 	{"qos 2 state kept across takeover", both, false, func(t *testing.T, tg *target, v byte, topic string) {
-		var keep props
+		var keep mt.Props
 		if v == 5 {
-			keep = props{}.add(pSessionExpiry, uint32(60))
+			keep = mt.Props{}.Add(mt.PropSessionExpiry, uint32(60))
 		}
 		clean := v == 5
 		subID, pubID := fmt.Sprint("q2-take-sub-", v), fmt.Sprint("q2-take-pub-", v)
-		sub, _ := tg.dial(t, v, rawConnect{id: subID, clean: clean, props: keep})
-		sub.subscribe(1, topic, 2, nil)
-		pub, _ := tg.dial(t, v, rawConnect{id: pubID, clean: clean, props: keep})
-		pub.publish(topic, []byte("x"), 2, false, 11, nil)
-		pub.expect(tPubrec)
+		sub, _ := tg.dial(t, v, mt.Connect{ID: subID, Clean: clean, Props: keep})
+		sub.Subscribe(1, topic, 2, nil)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: pubID, Clean: clean, Props: keep})
+		pub.Publish(topic, []byte("x"), 2, false, 11, nil)
+		pub.Expect(mt.PUBREC)
 		// A second connection takes the session over while the first is open.
-		pub2, ack := tg.dial(t, v, rawConnect{id: pubID, props: keep})
-		if !ack.present {
+		pub2, ack := tg.dial(t, v, mt.Connect{ID: pubID, Props: keep})
+		if !ack.Present {
 			t.Fatal("the publisher's session is not present")
 		}
-		if closed, _ := pub.closed(5 * time.Second); !closed {
+		if closed, _ := pub.Closed(5 * time.Second); !closed {
 			t.Fatal("the connection taken over is still open")
 		}
-		pub2.ack(tPubrel, 11)
-		for p := pub2.read(); p.typ != tPubcomp; p = pub2.read() {
-			if p.typ != tPubrec {
+		pub2.Ack(mt.PUBREL, 11)
+		for p := pub2.Read(); p.Type != mt.PUBCOMP; p = pub2.Read() {
+			if p.Type != mt.PUBREC {
 				t.Fatalf("publisher got %v", p)
 			}
 		}
-		d := nextPublish(t, sub)
-		sub.ack(tPubrec, d.id)
-		sub.expect(tPubrel)
-		sub2, ack := tg.dial(t, v, rawConnect{id: subID, props: keep})
-		if !ack.present {
+		d := sub.NextPublish()
+		sub.Ack(mt.PUBREC, d.ID)
+		sub.Expect(mt.PUBREL)
+		sub2, ack := tg.dial(t, v, mt.Connect{ID: subID, Props: keep})
+		if !ack.Present {
 			t.Fatal("the subscriber's session is not present")
 		}
-		if p := sub2.read(); p.typ != tPubrel || p.id != d.id {
-			t.Fatalf("after the takeover: %v, want PUBREL %d", p, d.id)
+		if p := sub2.Read(); p.Type != mt.PUBREL || p.ID != d.ID {
+			t.Fatalf("after the takeover: %v, want PUBREL %d", p, d.ID)
 		}
-		sub2.ack(tPubcomp, d.id)
-		noPacket(t, sub2, 300*time.Millisecond, "after PUBCOMP")
+		sub2.Ack(mt.PUBCOMP, d.ID)
+		sub2.NoPacket(300*time.Millisecond, "after PUBCOMP")
 	}, ""},
 	{"will at qos 2", both, false, func(t *testing.T, tg *target, v byte, topic string) {
-		watch, _ := tg.dial(t, v, rawConnect{id: "will-watch", clean: true})
-		watch.subscribe(1, topic, 2, nil)
-		dev, _ := tg.dial(t, v, rawConnect{id: "will-dev", clean: true, will: &rawWill{topic: topic, payload: "gone", qos: 2}})
-		dev.c.Close()
-		if p := nextPublish(t, watch); string(p.payload) != "gone" || p.qos() != 2 {
+		watch, _ := tg.dial(t, v, mt.Connect{ID: "will-watch", Clean: true})
+		watch.Subscribe(1, topic, 2, nil)
+		dev, _ := tg.dial(t, v, mt.Connect{ID: "will-dev", Clean: true, Will: &mt.Will{Topic: topic, Payload: "gone", QoS: 2}})
+		dev.Conn.Close()
+		if p := watch.NextPublish(); string(p.Payload) != "gone" || p.QoS() != 2 {
 			t.Fatalf("will %v, want 'gone' at QoS 2", p)
 		}
 	}, ""},
 	{"empty client id", both, false, func(t *testing.T, tg *target, v byte, topic string) {
-		r := dialRaw(t, tg.addr, v)
-		ack := r.connect(tg.connect(rawConnect{clean: false, props: props{}.add(pSessionExpiry, uint32(0))}))
+		r := mt.DialRaw(t, tg.addr, v)
+		ack := r.Connect(tg.login(mt.Connect{Clean: false, Props: mt.Props{}.Add(mt.PropSessionExpiry, uint32(0))}))
 		if v == 4 {
-			if ack.code != 0x02 { // identifier rejected [MQTT-3.1.3-8]
-				t.Fatalf("3.1.1 empty id, clean session 0: CONNACK %#x, want 0x02", ack.code)
+			if ack.Code != 0x02 { // identifier rejected [MQTT-3.1.3-8]
+				t.Fatalf("3.1.1 empty id, clean session 0: CONNACK %#x, want 0x02", ack.Code)
 			}
 			return
 		}
-		if ack.code != 0 || ack.props.str(pAssignedID) == "" {
-			t.Fatalf("MQTT 5 empty id: CONNACK %v, assigned %q, want accepted with an assigned id", ack, ack.props.str(pAssignedID))
+		if ack.Code != 0 || ack.Props.Str(mt.PropAssignedID) == "" {
+			t.Fatalf("MQTT 5 empty id: CONNACK %v, assigned %q, want accepted with an assigned id", ack, ack.Props.Str(mt.PropAssignedID))
 		}
 	}, ""},
 	{"dollar topics", both, false, func(t *testing.T, tg *target, v byte, topic string) {
 		dtopic := "$app/" + topic
-		exact, _ := tg.dial(t, v, rawConnect{id: "dollar-exact", clean: true})
-		exact.subscribe(1, "$app/#", 1, nil)
-		wild, _ := tg.dial(t, v, rawConnect{id: "dollar-wild", clean: true})
-		wild.subscribe(1, "#", 1, nil)
-		wild.subscribe(2, "+/"+topic, 1, nil)
-		pub, _ := tg.dial(t, v, rawConnect{id: "dollar-pub", clean: true})
-		pub.publish(dtopic, []byte("d"), 1, false, 3, nil)
-		if p := pub.expect(tPuback); p.code != 0 {
+		exact, _ := tg.dial(t, v, mt.Connect{ID: "dollar-exact", Clean: true})
+		exact.Subscribe(1, "$app/#", 1, nil)
+		wild, _ := tg.dial(t, v, mt.Connect{ID: "dollar-wild", Clean: true})
+		wild.Subscribe(1, "#", 1, nil)
+		wild.Subscribe(2, "+/"+topic, 1, nil)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "dollar-pub", Clean: true})
+		pub.Publish(dtopic, []byte("d"), 1, false, 3, nil)
+		if p := pub.Expect(mt.PUBACK); p.Code != 0 {
 			t.Fatalf("PUBACK %v, want success", p)
 		}
-		if p := nextPublish(t, exact); p.topic != dtopic {
+		if p := exact.NextPublish(); p.Topic != dtopic {
 			t.Fatalf("$app/# got %v", p)
 		}
-		exact.ack(tPuback, 1)
+		exact.Ack(mt.PUBACK, 1)
 		deadline := time.Now().Add(300 * time.Millisecond)
 		for time.Now().Before(deadline) {
-			p, err := wild.readWithin(time.Until(deadline))
+			p, err := wild.ReadWithin(time.Until(deadline))
 			if err != nil {
 				break
 			}
-			if p.topic == dtopic {
+			if p.Topic == dtopic {
 				t.Fatalf("# or + matched %s [MQTT-4.7.1-1]", dtopic)
 			}
-			if p.qos() == 1 {
-				wild.ack(tPuback, p.id)
+			if p.QoS() == 1 {
+				wild.Ack(mt.PUBACK, p.ID)
 			}
 		}
 	}, ""},
 	{"receive maximum to the client", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		sub, _ := tg.dial(t, v, rawConnect{id: "rm-sub", clean: true, props: props{}.add(pReceiveMaximum, uint16(2))})
-		sub.subscribe(1, topic, 1, nil)
-		pub, _ := tg.dial(t, v, rawConnect{id: "rm-pub", clean: true})
+		sub, _ := tg.dial(t, v, mt.Connect{ID: "rm-sub", Clean: true, Props: mt.Props{}.Add(mt.PropReceiveMaximum, uint16(2))})
+		sub.Subscribe(1, topic, 1, nil)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "rm-pub", Clean: true})
 		for i := range 10 {
-			pub.publish(topic, []byte(strconv.Itoa(i)), 1, false, uint16(i+1), nil)
-			pub.expect(tPuback)
+			pub.Publish(topic, []byte(strconv.Itoa(i)), 1, false, uint16(i+1), nil)
+			pub.Expect(mt.PUBACK)
 		}
 		var got []string
 		var unacked []uint16
 		for len(got) < 10 {
-			p, err := sub.readWithin(time.Second)
+			p, err := sub.ReadWithin(time.Second)
 			if err != nil {
 				if len(unacked) == 0 {
 					t.Fatalf("stalled after %d of 10", len(got))
 				}
-				sub.ack(tPuback, unacked[0])
+				sub.Ack(mt.PUBACK, unacked[0])
 				unacked = unacked[1:]
 				continue
 			}
-			if p.typ != tPublish {
+			if p.Type != mt.PUBLISH {
 				continue
 			}
-			got = append(got, string(p.payload))
-			unacked = append(unacked, p.id)
+			got = append(got, string(p.Payload))
+			unacked = append(unacked, p.ID)
 			if len(unacked) > 2 {
 				t.Fatalf("%d unacknowledged deliveries, the client's Receive Maximum is 2", len(unacked))
 			}
 			if len(unacked) == 2 {
-				noPacket(t, sub, 200*time.Millisecond, "a third delivery while 2 are unacknowledged")
-				sub.ack(tPuback, unacked[0])
+				sub.NoPacket(200*time.Millisecond, "a third delivery while 2 are unacknowledged")
+				sub.Ack(mt.PUBACK, unacked[0])
 				unacked = unacked[1:]
 			}
 		}
@@ -479,57 +443,57 @@ var conformanceRows = []conformanceRow{
 		}
 	}, "sends more unacknowledged messages than the client's Receive Maximum [MQTT-3.3.4-9]"},
 	{"receive maximum from the client", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		pub, ack := tg.dial(t, v, rawConnect{id: "rm-over", clean: true})
-		rm, ok := ack.props.u16(pReceiveMaximum)
+		pub, ack := tg.dial(t, v, mt.Connect{ID: "rm-over", Clean: true})
+		rm, ok := ack.Props.U16(mt.PropReceiveMaximum)
 		if !ok {
 			rm = 65535
 		}
 		for i := range int(rm) + 1 {
-			pub.publish(topic, []byte("x"), 2, false, uint16(i+1), nil) // no PUBREL: each stays in flight
+			pub.Publish(topic, []byte("x"), 2, false, uint16(i+1), nil) // no PUBREL: each stays in flight
 		}
-		closed, code := pub.closed(5 * time.Second)
+		closed, code := pub.Closed(5 * time.Second)
 		if !closed || code != 0x93 {
 			t.Fatalf("after %d QoS 2 publishes without PUBREL: closed %v, DISCONNECT %#x; want 0x93", rm+1, closed, code)
 		}
 	}, "closes the connection without DISCONNECT 0x93 [MQTT-3.3.4-9]"},
 	{"message expiry", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		keep := props{}.add(pSessionExpiry, uint32(60))
-		sub, _ := tg.dial(t, v, rawConnect{id: "exp-sub", clean: true, props: keep})
-		sub.subscribe(1, topic, 1, nil)
-		sub.c.Close()
+		keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(60))
+		sub, _ := tg.dial(t, v, mt.Connect{ID: "exp-sub", Clean: true, Props: keep})
+		sub.Subscribe(1, topic, 1, nil)
+		sub.Conn.Close()
 		time.Sleep(100 * time.Millisecond)
-		pub, _ := tg.dial(t, v, rawConnect{id: "exp-pub", clean: true})
-		pub.publish(topic, []byte("short"), 1, false, 1, props{}.add(pMessageExpiry, uint32(1)))
-		pub.expect(tPuback)
-		pub.publish(topic, []byte("long"), 1, false, 2, props{}.add(pMessageExpiry, uint32(60)))
-		pub.expect(tPuback)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "exp-pub", Clean: true})
+		pub.Publish(topic, []byte("short"), 1, false, 1, mt.Props{}.Add(mt.PropMessageExpiry, uint32(1)))
+		pub.Expect(mt.PUBACK)
+		pub.Publish(topic, []byte("long"), 1, false, 2, mt.Props{}.Add(mt.PropMessageExpiry, uint32(60)))
+		pub.Expect(mt.PUBACK)
 		time.Sleep(2500 * time.Millisecond)
-		sub, _ = tg.dial(t, v, rawConnect{id: "exp-sub", props: keep})
-		p := nextPublish(t, sub)
-		sub.ack(tPuback, p.id)
-		if string(p.payload) != "long" {
-			t.Fatalf("got %q first, want only 'long' (the other expired)", p.payload)
+		sub, _ = tg.dial(t, v, mt.Connect{ID: "exp-sub", Props: keep})
+		p := sub.NextPublish()
+		sub.Ack(mt.PUBACK, p.ID)
+		if string(p.Payload) != "long" {
+			t.Fatalf("got %q first, want only 'long' (the other expired)", p.Payload)
 		}
-		if e, ok := p.props.u32(pMessageExpiry); !ok || e == 0 || e > 58 {
+		if e, ok := p.Props.U32(mt.PropMessageExpiry); !ok || e == 0 || e > 58 {
 			t.Fatalf("Message Expiry Interval %d (%v), want what is left of 60 s", e, ok)
 		}
-		noPacket(t, sub, 300*time.Millisecond, "the expired message")
+		sub.NoPacket(300*time.Millisecond, "the expired message")
 	}, ""},
 	{"no local", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		me, _ := tg.dial(t, v, rawConnect{id: "nl-me", clean: true})
-		me.subscribe(1, topic, 1|4, nil)
-		me.publish(topic, []byte("mine"), 1, false, 5, nil)
-		me.expect(tPuback)
-		other, _ := tg.dial(t, v, rawConnect{id: "nl-other", clean: true})
-		other.publish(topic, []byte("theirs"), 1, false, 1, nil)
-		if p := nextPublish(t, me); string(p.payload) != "theirs" {
-			t.Fatalf("got %q, want only 'theirs' (No Local)", p.payload)
+		me, _ := tg.dial(t, v, mt.Connect{ID: "nl-me", Clean: true})
+		me.Subscribe(1, topic, 1|4, nil)
+		me.Publish(topic, []byte("mine"), 1, false, 5, nil)
+		me.Expect(mt.PUBACK)
+		other, _ := tg.dial(t, v, mt.Connect{ID: "nl-other", Clean: true})
+		other.Publish(topic, []byte("theirs"), 1, false, 1, nil)
+		if p := me.NextPublish(); string(p.Payload) != "theirs" {
+			t.Fatalf("got %q, want only 'theirs' (No Local)", p.Payload)
 		}
 	}, ""},
 	{"retain as published and retain handling", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		pub, _ := tg.dial(t, v, rawConnect{id: "rap-pub", clean: true})
-		pub.publish(topic, []byte("kept"), 1, true, 1, nil)
-		pub.expect(tPuback)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "rap-pub", Clean: true})
+		pub.Publish(topic, []byte("kept"), 1, true, 1, nil)
+		pub.Expect(mt.PUBACK)
 		for _, c := range []struct {
 			name         string
 			options      byte
@@ -539,60 +503,60 @@ var conformanceRows = []conformanceRow{
 			{"handling 1", 1 | 1<<4, true, false},
 			{"handling 2", 1 | 2<<4, false, false},
 		} {
-			sub, _ := tg.dial(t, v, rawConnect{id: "rh-sub", clean: true})
+			sub, _ := tg.dial(t, v, mt.Connect{ID: "rh-sub", Clean: true})
 			for i, want := range []bool{c.first, c.again} {
-				sub.subscribe(uint16(i+1), topic, c.options, nil)
-				p, err := sub.readWithin(300 * time.Millisecond)
-				if got := err == nil && p.typ == tPublish; got != want {
+				sub.Subscribe(uint16(i+1), topic, c.options, nil)
+				p, err := sub.ReadWithin(300 * time.Millisecond)
+				if got := err == nil && p.Type == mt.PUBLISH; got != want {
 					t.Fatalf("%s, SUBSCRIBE %d: retained message %v (%v), want %v", c.name, i+1, got, p, want)
 				}
-				if err == nil && p.typ == tPublish {
-					if !p.retain() {
+				if err == nil && p.Type == mt.PUBLISH {
+					if !p.Retain() {
 						t.Fatalf("%s: a retained message sent for a subscription has no RETAIN flag", c.name)
 					}
-					sub.ack(tPuback, p.id)
+					sub.Ack(mt.PUBACK, p.ID)
 				}
 			}
-			sub.c.Close()
+			sub.Conn.Close()
 		}
-		plain, _ := tg.dial(t, v, rawConnect{id: "rap-plain", clean: true})
-		plain.subscribe(1, topic, 1|2<<4, nil)
-		rap, _ := tg.dial(t, v, rawConnect{id: "rap-rap", clean: true})
-		rap.subscribe(1, topic, 1|8|2<<4, nil)
-		pub.publish(topic, []byte("live"), 1, true, 2, nil)
-		pub.expect(tPuback)
-		if p := nextPublish(t, plain); p.retain() {
+		plain, _ := tg.dial(t, v, mt.Connect{ID: "rap-plain", Clean: true})
+		plain.Subscribe(1, topic, 1|2<<4, nil)
+		rap, _ := tg.dial(t, v, mt.Connect{ID: "rap-rap", Clean: true})
+		rap.Subscribe(1, topic, 1|8|2<<4, nil)
+		pub.Publish(topic, []byte("live"), 1, true, 2, nil)
+		pub.Expect(mt.PUBACK)
+		if p := plain.NextPublish(); p.Retain() {
 			t.Fatal("a live retained message kept RETAIN without Retain As Published")
 		}
-		if p := nextPublish(t, rap); !p.retain() {
+		if p := rap.NextPublish(); !p.Retain() {
 			t.Fatal("Retain As Published: the live message lost RETAIN")
 		}
-		pub.publish(topic, nil, 1, true, 3, nil) // clears it
-		pub.expect(tPuback)
+		pub.Publish(topic, nil, 1, true, 3, nil) // clears it
+		pub.Expect(mt.PUBACK)
 	}, ""},
 	{"subscription identifiers", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		sub, _ := tg.dial(t, v, rawConnect{id: "sid-sub", clean: true})
-		sub.subscribe(1, topic+"/#", 1, props{}.add(pSubscriptionID, 7))
-		sub.subscribe(2, topic+"/+", 1, props{}.add(pSubscriptionID, 3))
-		sub.subscribe(3, topic+"/x", 1, nil)
-		pub, _ := tg.dial(t, v, rawConnect{id: "sid-pub", clean: true})
-		pub.publish(topic+"/x", []byte("x"), 1, false, 1, nil)
+		sub, _ := tg.dial(t, v, mt.Connect{ID: "sid-sub", Clean: true})
+		sub.Subscribe(1, topic+"/#", 1, mt.Props{}.Add(mt.PropSubscriptionID, 7))
+		sub.Subscribe(2, topic+"/+", 1, mt.Props{}.Add(mt.PropSubscriptionID, 3))
+		sub.Subscribe(3, topic+"/x", 1, nil)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "sid-pub", Clean: true})
+		pub.Publish(topic+"/x", []byte("x"), 1, false, 1, nil)
 		// MQTT lets a broker send one copy with every identifier, or a
 		// copy per subscription [MQTT-3.3.4-3] [MQTT-3.3.4-5]; an id is
 		// never 0. hearth sends one copy.
 		var ids []int
 		copies := 0
 		for {
-			p, err := sub.readWithin(300 * time.Millisecond)
+			p, err := sub.ReadWithin(300 * time.Millisecond)
 			if err != nil {
 				break
 			}
-			if p.typ != tPublish {
+			if p.Type != mt.PUBLISH {
 				continue
 			}
 			copies++
-			sub.ack(tPuback, p.id)
-			ids = append(ids, p.props.ints(pSubscriptionID)...)
+			sub.Ack(mt.PUBACK, p.ID)
+			ids = append(ids, p.Props.Ints(mt.PropSubscriptionID)...)
 		}
 		slices.Sort(ids)
 		if !slices.Equal(ids, []int{3, 7}) {
@@ -603,91 +567,91 @@ var conformanceRows = []conformanceRow{
 		}
 	}, ""},
 	{"request response and user properties", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		sub, _ := tg.dial(t, v, rawConnect{id: "props-sub", clean: true})
-		sub.subscribe(1, topic, 1, nil)
-		pub, _ := tg.dial(t, v, rawConnect{id: "props-pub", clean: true})
-		p := props{}.add(pResponseTopic, topic+"/reply").add(pCorrelation, []byte{1, 2, 3}).
-			add(pContentType, "application/json").add(pPayloadFormat, byte(1)).
-			add(pUser, pair{"a", "1"}).add(pUser, pair{"a", "2"}).add(pUser, pair{"b", "3"})
-		pub.publish(topic, []byte(`{"q":1}`), 1, false, 1, p)
-		pub.expect(tPuback)
-		d := nextPublish(t, sub)
-		if d.props.str(pResponseTopic) != topic+"/reply" || !bytes.Equal([]byte(d.props.str(pCorrelation)), []byte{1, 2, 3}) ||
-			d.props.str(pContentType) != "application/json" || len(d.props[pPayloadFormat]) != 1 || d.props[pPayloadFormat][0] != byte(1) {
-			t.Fatalf("properties changed on the way: %v", d.props)
+		sub, _ := tg.dial(t, v, mt.Connect{ID: "props-sub", Clean: true})
+		sub.Subscribe(1, topic, 1, nil)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "props-pub", Clean: true})
+		p := mt.Props{}.Add(mt.PropResponseTopic, topic+"/reply").Add(mt.PropCorrelation, []byte{1, 2, 3}).
+			Add(mt.PropContentType, "application/json").Add(mt.PropPayloadFormat, byte(1)).
+			Add(mt.PropUser, mt.Pair{K: "a", V: "1"}).Add(mt.PropUser, mt.Pair{K: "a", V: "2"}).Add(mt.PropUser, mt.Pair{K: "b", V: "3"})
+		pub.Publish(topic, []byte(`{"q":1}`), 1, false, 1, p)
+		pub.Expect(mt.PUBACK)
+		d := sub.NextPublish()
+		if d.Props.Str(mt.PropResponseTopic) != topic+"/reply" || !bytes.Equal([]byte(d.Props.Str(mt.PropCorrelation)), []byte{1, 2, 3}) ||
+			d.Props.Str(mt.PropContentType) != "application/json" || len(d.Props[mt.PropPayloadFormat]) != 1 || d.Props[mt.PropPayloadFormat][0] != byte(1) {
+			t.Fatalf("properties changed on the way: %v", d.Props)
 		}
-		var users []pair
-		for _, u := range d.props[pUser] {
-			users = append(users, u.(pair))
+		var users []mt.Pair
+		for _, u := range d.Props[mt.PropUser] {
+			users = append(users, u.(mt.Pair))
 		}
-		if !slices.Equal(users, []pair{{"a", "1"}, {"a", "2"}, {"b", "3"}}) {
+		if !slices.Equal(users, []mt.Pair{{K: "a", V: "1"}, {K: "a", V: "2"}, {K: "b", V: "3"}}) {
 			t.Fatalf("user properties %v, want a=1 a=2 b=3 in order", users)
 		}
 	}, ""},
 	{"topic alias from the client", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		sub, _ := tg.dial(t, v, rawConnect{id: "alias-sub", clean: true})
-		sub.subscribe(1, topic, 0, nil)
-		pub, ack := tg.dial(t, v, rawConnect{id: "alias-pub", clean: true})
-		if max, _ := ack.props.u16(pTopicAliasMax); max < 1 {
+		sub, _ := tg.dial(t, v, mt.Connect{ID: "alias-sub", Clean: true})
+		sub.Subscribe(1, topic, 0, nil)
+		pub, ack := tg.dial(t, v, mt.Connect{ID: "alias-pub", Clean: true})
+		if max, _ := ack.Props.U16(mt.PropTopicAliasMax); max < 1 {
 			t.Fatalf("CONNACK Topic Alias Maximum %d: the client may use no alias", max)
 		}
-		pub.publish(topic, []byte("1"), 0, false, 0, props{}.add(pTopicAlias, uint16(1)))
-		pub.publish("", []byte("2"), 0, false, 0, props{}.add(pTopicAlias, uint16(1)))
+		pub.Publish(topic, []byte("1"), 0, false, 0, mt.Props{}.Add(mt.PropTopicAlias, uint16(1)))
+		pub.Publish("", []byte("2"), 0, false, 0, mt.Props{}.Add(mt.PropTopicAlias, uint16(1)))
 		for _, want := range []string{"1", "2"} {
-			if p := nextPublish(t, sub); p.topic != topic || string(p.payload) != want {
+			if p := sub.NextPublish(); p.Topic != topic || string(p.Payload) != want {
 				t.Fatalf("got %v, want %s on %s", p, want, topic)
 			}
 		}
 	}, ""},
 	{"maximum packet size of the client", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		sub, _ := tg.dial(t, v, rawConnect{id: "mps-sub", clean: true, props: props{}.add(pMaxPacketSize, uint32(256))})
-		sub.subscribe(1, topic, 1, nil)
-		pub, _ := tg.dial(t, v, rawConnect{id: "mps-pub", clean: true})
-		pub.publish(topic, bytes.Repeat([]byte("x"), 600), 1, false, 1, nil)
-		pub.expect(tPuback)
-		pub.publish(topic, []byte("small"), 1, false, 2, nil)
-		pub.expect(tPuback)
-		if p := nextPublish(t, sub); string(p.payload) != "small" {
-			t.Fatalf("got %d bytes, want only the small message", len(p.payload))
+		sub, _ := tg.dial(t, v, mt.Connect{ID: "mps-sub", Clean: true, Props: mt.Props{}.Add(mt.PropMaxPacketSize, uint32(256))})
+		sub.Subscribe(1, topic, 1, nil)
+		pub, _ := tg.dial(t, v, mt.Connect{ID: "mps-pub", Clean: true})
+		pub.Publish(topic, bytes.Repeat([]byte("x"), 600), 1, false, 1, nil)
+		pub.Expect(mt.PUBACK)
+		pub.Publish(topic, []byte("small"), 1, false, 2, nil)
+		pub.Expect(mt.PUBACK)
+		if p := sub.NextPublish(); string(p.Payload) != "small" {
+			t.Fatalf("got %d bytes, want only the small message", len(p.Payload))
 		}
 	}, ""},
 	{"will delay", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		watch, _ := tg.dial(t, v, rawConnect{id: "wd-watch", clean: true})
-		watch.subscribe(1, topic, 1, nil)
-		keep := props{}.add(pSessionExpiry, uint32(60))
-		will := &rawWill{topic: topic, qos: 1, props: props{}.add(pWillDelay, uint32(2))}
+		watch, _ := tg.dial(t, v, mt.Connect{ID: "wd-watch", Clean: true})
+		watch.Subscribe(1, topic, 1, nil)
+		keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(60))
+		will := &mt.Will{Topic: topic, QoS: 1, Props: mt.Props{}.Add(mt.PropWillDelay, uint32(2))}
 		// Back within the delay: no will.
-		will.payload = "back"
-		dev, _ := tg.dial(t, v, rawConnect{id: "wd-dev", clean: true, props: keep, will: will})
-		dev.c.Close()
+		will.Payload = "back"
+		dev, _ := tg.dial(t, v, mt.Connect{ID: "wd-dev", Clean: true, Props: keep, Will: will})
+		dev.Conn.Close()
 		time.Sleep(500 * time.Millisecond)
-		tg.dial(t, v, rawConnect{id: "wd-dev", props: keep})
+		tg.dial(t, v, mt.Connect{ID: "wd-dev", Props: keep})
 		// Not back: the will after its delay.
-		will.payload = "late"
-		dev2, _ := tg.dial(t, v, rawConnect{id: "wd-dev2", clean: true, props: keep, will: will})
+		will.Payload = "late"
+		dev2, _ := tg.dial(t, v, mt.Connect{ID: "wd-dev2", Clean: true, Props: keep, Will: will})
 		start := time.Now()
-		dev2.c.Close()
-		p := nextPublish(t, watch)
-		if string(p.payload) != "late" {
-			t.Fatalf("got will %q, want only 'late' (the other client came back)", p.payload)
+		dev2.Conn.Close()
+		p := watch.NextPublish()
+		if string(p.Payload) != "late" {
+			t.Fatalf("got will %q, want only 'late' (the other client came back)", p.Payload)
 		}
 		if d := time.Since(start); d < 1500*time.Millisecond {
 			t.Fatalf("the will came after %s, before its 2 s delay", d)
 		}
-		watch.ack(tPuback, p.id)
+		watch.Ack(mt.PUBACK, p.ID)
 		// The session ends before the delay: the will then.
-		will.payload, will.props = "ended", props{}.add(pWillDelay, uint32(60))
-		dev3, _ := tg.dial(t, v, rawConnect{id: "wd-dev3", clean: true, props: props{}.add(pSessionExpiry, uint32(1)), will: will})
-		dev3.c.Close()
-		_ = watch.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if p, err := watch.readWithin(10 * time.Second); err != nil || string(p.payload) != "ended" {
+		will.Payload, will.Props = "ended", mt.Props{}.Add(mt.PropWillDelay, uint32(60))
+		dev3, _ := tg.dial(t, v, mt.Connect{ID: "wd-dev3", Clean: true, Props: mt.Props{}.Add(mt.PropSessionExpiry, uint32(1)), Will: will})
+		dev3.Conn.Close()
+		_ = watch.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if p, err := watch.ReadWithin(10 * time.Second); err != nil || string(p.Payload) != "ended" {
 			t.Fatalf("at the end of the session: %v %v, want the will 'ended'", p, err)
 		}
 	}, ""},
 	{"server keep alive", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
-		r := dialRaw(t, tg.addr, v)
-		ack := r.connect(tg.connect(rawConnect{id: "ka", clean: true, keepalive: 600}))
-		if ka, ok := ack.props.u16(pServerKeepAlive); ack.code != 0 || !ok || ka != 60 {
+		r := mt.DialRaw(t, tg.addr, v)
+		ack := r.Connect(tg.login(mt.Connect{ID: "ka", Clean: true, Keepalive: 600}))
+		if ka, ok := ack.Props.U16(mt.PropServerKeepAlive); ack.Code != 0 || !ok || ka != 60 {
 			t.Fatalf("keep alive 600 with a 60 s maximum: CONNACK %v, Server Keep Alive %d (%v), want 60", ack, ka, ok)
 		}
 	}, ""},
@@ -704,8 +668,8 @@ var conformanceRows = []conformanceRow{
 				for j := range each {
 					fmt.Fprintf(&lines, "%d-%d\n", i, j)
 				}
-				bin := needTool(t, "mosquitto_pub", "mosquitto-clients")
-				h, p := hostPort(t, tg.addr)
+				bin := mt.NeedTool(t, "mosquitto_pub", "mosquitto-clients")
+				h, p := mt.HostPort(t, tg.addr)
 				cmd := exec.Command(bin, append(append([]string{"-h", h, "-p", p, "-V", versionFlag(v)}, tg.creds()...),
 					"-q", "1", "-M", "100", "-l", "-t", fmt.Sprintf("%s/%d", topic, i))...)
 				cmd.Stdin = strings.NewReader(lines.String())
@@ -718,7 +682,7 @@ var conformanceRows = []conformanceRow{
 		want := 10 * each
 		count := func() int {
 			n := 0
-			for _, l := range s.lines() {
+			for _, l := range s.Lines() {
 				if strings.HasPrefix(l, topic+"/") {
 					n++
 				}
@@ -736,7 +700,7 @@ var conformanceRows = []conformanceRow{
 		t.Logf("%s v%d: %d of %d delivered", tg.name, v, count(), want)
 	}, ""},
 	{"python paho qos 0 1 2", both, false, func(t *testing.T, tg *target, v byte, topic string) {
-		py := needTool(t, "/usr/bin/python3", "python3")
+		py := mt.NeedTool(t, "/usr/bin/python3", "python3")
 		script := `
 import sys, time, threading
 import paho.mqtt.client as mqtt
@@ -764,7 +728,7 @@ while len(got) < 30 and time.time() < deadline: time.sleep(0.02)
 time.sleep(0.2)
 for q, p in sorted(got): print(q, p)
 `
-		h, p := hostPort(t, tg.addr)
+		h, p := mt.HostPort(t, tg.addr)
 		out, err := exec.Command(py, "-c", script, h, p, tg.user, tg.pass, topic, strconv.Itoa(int(v))).CombinedOutput()
 		if err != nil {
 			t.Fatalf("python3 paho: %v: %s", err, out)
@@ -784,8 +748,8 @@ for q, p in sorted(got): print(q, p)
 		}
 	}, ""},
 	{"MQTT.js over TCP and WebSocket", both, false, func(t *testing.T, tg *target, v byte, topic string) {
-		node := needTool(t, "node", "nodejs")
-		mqttJS, err := filepath.Abs("../../webclient/node_modules/mqtt")
+		node := mt.NeedTool(t, "node", "nodejs")
+		mqttJS, err := filepath.Abs("../webclient/node_modules/mqtt")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -810,7 +774,7 @@ sub.on("connect", () => sub.subscribe(topic, {qos: 2}, err => {
 }));
 setTimeout(() => { console.error("timeout"); process.exit(1); }, 10000);
 `
-		h, p := hostPort(t, tg.addr)
+		h, p := mt.HostPort(t, tg.addr)
 		for _, url := range []string{"mqtt://" + h + ":" + p, tg.ws} {
 			out, err := exec.Command(node, "-e", script, mqttJS, url, tg.user, tg.pass, topic, strconv.Itoa(int(v))).CombinedOutput()
 			if err != nil {
@@ -838,25 +802,25 @@ setTimeout(() => { console.error("timeout"); process.exit(1); }, 10000);
 			{ha, "$SYS/#", 0x80}, {kid, "home/#", 0}, {kid, "home/secret/#", 0x80}, {kid, "homeassistant/#", 0x80},
 			{kitchen, "devices/kitchen/#", 0}, {kitchen, "devices/doorbell/#", 0x80},
 		} {
-			r, _ := c.who.dial(t, v, rawConnect{id: "acl-" + c.who.user, clean: true})
-			codes := r.subscribe(1, c.filter, 0, nil)
+			r, _ := c.who.dial(t, v, mt.Connect{ID: "acl-" + c.who.user, Clean: true})
+			codes := r.Subscribe(1, c.filter, 0, nil)
 			if (codes[0] >= 0x80) != (c.want >= 0x80) {
 				t.Errorf("%s subscribing to %s: %#x", c.who.user, c.filter, codes[0])
 			}
-			r.c.Close()
+			r.Conn.Close()
 		}
-		watch, _ := kid.dial(t, v, rawConnect{id: "acl-watch", clean: true})
-		watch.subscribe(1, "home/#", 1, nil)
-		pub, _ := ha.dial(t, v, rawConnect{id: "acl-ha", clean: true})
-		pub.publish("home/secret/code", []byte("1234"), 1, false, 1, nil)
-		pub.expect(tPuback)
-		pub.publish("home/kitchen/light", []byte("on"), 1, false, 2, nil)
-		pub.expect(tPuback)
-		pub.publish("rooms/family/messages/homeassistant", []byte(`{"id":"x","text":"hi"}`), 1, false, 3, nil)
-		if p := pub.expect(tPuback); v == 5 && p.code != 0x87 {
-			t.Errorf("homeassistant writing in a room: PUBACK %#x, want 0x87", p.code)
+		watch, _ := kid.dial(t, v, mt.Connect{ID: "acl-watch", Clean: true})
+		watch.Subscribe(1, "home/#", 1, nil)
+		pub, _ := ha.dial(t, v, mt.Connect{ID: "acl-ha", Clean: true})
+		pub.Publish("home/secret/code", []byte("1234"), 1, false, 1, nil)
+		pub.Expect(mt.PUBACK)
+		pub.Publish("home/kitchen/light", []byte("on"), 1, false, 2, nil)
+		pub.Expect(mt.PUBACK)
+		pub.Publish("rooms/family/messages/homeassistant", []byte(`{"id":"x","text":"hi"}`), 1, false, 3, nil)
+		if p := pub.Expect(mt.PUBACK); v == 5 && p.Code != 0x87 {
+			t.Errorf("homeassistant writing in a room: PUBACK %#x, want 0x87", p.Code)
 		}
-		if p := nextPublish(t, watch); p.topic != "home/kitchen/light" {
+		if p := watch.NextPublish(); p.Topic != "home/kitchen/light" {
 			t.Fatalf("kid got %v, want only home/kitchen/light (home/secret is denied)", p)
 		}
 	}, ""},

@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"hearth"
+	mt "hearth/internal/mqtttest"
+)
+
+func (b *testBroker) dial(t *testing.T, user string, o mt.Connect) *mt.Raw {
+	t.Helper()
+	r := mt.DialRaw(t, b.addr, 5)
+	o.User, o.Pass = user, password(user)
+	if ack := r.Connect(o); ack.Type != mt.CONNACK || ack.Code != 0 {
+		t.Fatalf("%s: CONNACK %v", user, ack)
+	}
+	return r
+}
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestOfflineQueuesBoundedByBytes: one user's offline sessions hold at
+// most max_queued_bytes each and max_offline_bytes together, whatever
+// comes in; the rest is dropped and counted, and the memory and the
+// session file stay small. A session that comes back gets what was kept,
+// in order.
+func TestOfflineQueuesBoundedByBytes(t *testing.T) {
+	b := startBroker(t, func(_ *hearth.Config, c *Config) { c.MaxQueuedBytes, c.MaxOfflineBytes = 1<<20, 2<<20 })
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(3600))
+	const sessions, messages = 5, 1000
+	for i := range sessions {
+		c := b.dial(t, "dad", mt.Connect{ID: fmt.Sprint("dad-tab-", i), Clean: true, Props: keep})
+		c.Subscribe(1, "home/big", 1, nil)
+		c.Conn.Close()
+	}
+	mt.WaitFor(t, "the sessions to go offline", 5*time.Second, func() bool { return b.Info().ClientsConnected == 0 })
+	before := heap()
+	mum := b.dial(t, "mum", mt.Connect{Clean: true})
+	payload := bytes.Repeat([]byte("x"), 16000)
+	for i := range messages {
+		mum.Publish("home/big", append([]byte(fmt.Sprintf("%04d", i)), payload...), 1, false, uint16(i+1), nil)
+		mum.Expect(mt.PUBACK)
+	}
+	held := 0
+	for i := range sessions {
+		n, _ := b.ClientInflight(fmt.Sprint("dad-tab-", i))
+		if n*16100 > 1<<20 {
+			t.Errorf("session %d holds %d messages, over max_queued_bytes", i, n)
+		}
+		held += n
+	}
+	if held == 0 || held*16100 > 2<<20 {
+		t.Fatalf("dad's offline sessions hold %d messages, want some and at most max_offline_bytes", held)
+	}
+	if dropped := b.Stats.QueueDropped.Load(); dropped != int64(sessions*messages-held) {
+		t.Fatalf("dropped %d, want %d counted", dropped, sessions*messages-held)
+	}
+	if grew := int64(heap()) - int64(before); grew > 16<<20 {
+		t.Errorf("heap grew by %d MiB for 2 MiB of queues", grew>>20)
+	}
+	mt.WaitFor(t, "session writes", 10*time.Second, func() bool { return b.SessionWritesPending() == 0 })
+	if st, err := os.Stat(filepath.Join(filepath.Dir(b.cfg.SessionFile), "sessions.db")); err != nil || st.Size() > 32<<20 {
+		t.Errorf("sessions.db: %v", err)
+	}
+	// The first session comes back: what it kept, in order.
+	n, _ := b.ClientInflight("dad-tab-0")
+	back := b.dial(t, "dad", mt.Connect{ID: "dad-tab-0", Props: keep})
+	for i := range n {
+		p := back.NextPublish()
+		if want := fmt.Sprintf("%04d", i); string(p.Payload[:4]) != want {
+			t.Fatalf("message %d is %s, want %s: not in order", i, p.Payload[:4], want)
+		}
+		back.Ack(mt.PUBACK, p.ID)
+	}
+	t.Logf("%d sessions x %d messages of 16 KB: %d kept, %d dropped", sessions, messages, held, sessions*messages-held)
+}
+
+// TestPacketIDsApart: the ids of a client's own packets and of the
+// deliveries to it are apart (mochi-mqtt/server issue #545, for every
+// packet type): a client that holds an unacknowledged delivery under id
+// N publishes at QoS 1 and 2 and subscribes under id N; the delivery is
+// still there (sent again after a reconnect) and the SUBACK is no 0x91.
+func TestPacketIDsApart(t *testing.T) {
+	b := startBroker(t)
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(600))
+	c := b.dial(t, "mum", mt.Connect{ID: "ids", Clean: true, Props: keep})
+	c.Subscribe(1, "home/ids/in", 1, nil)
+	pub := b.dial(t, "mum", mt.Connect{Clean: true})
+	pub.Publish("home/ids/in", []byte("held"), 1, false, 1, nil)
+	pub.Expect(mt.PUBACK)
+	n := c.NextPublish().ID // not acknowledged
+	c.Publish("home/ids/out", []byte("q1"), 1, false, n, nil)
+	if p := c.Expect(mt.PUBACK); p.ID != n || p.Code != 0 {
+		t.Fatalf("PUBACK %v", p)
+	}
+	c.Publish("home/ids/out", []byte("q2"), 2, false, n, nil)
+	if p := c.Expect(mt.PUBREC); p.ID != n || p.Code != 0 {
+		t.Fatalf("PUBREC %v", p)
+	}
+	c.Ack(mt.PUBREL, n)
+	if p := c.Expect(mt.PUBCOMP); p.ID != n || p.Code != 0 {
+		t.Fatalf("PUBCOMP %v", p)
+	}
+	if codes := c.Subscribe(n, "home/ids/other", 1, nil); codes[0] != 1 {
+		t.Fatalf("SUBACK under the id of a delivery: %#x, want 1", codes[0])
+	}
+	if held, _ := b.ClientInflight("ids"); held != 1 {
+		t.Fatalf("the session holds %d deliveries, want the unacknowledged one", held)
+	}
+	c.Conn.Close()
+	c = b.dial(t, "mum", mt.Connect{ID: "ids", Props: keep})
+	if p := c.NextPublish(); p.ID != n || !p.Dup() || string(p.Payload) != "held" {
+		t.Fatalf("after reconnecting: %v, want 'held' again under id %d", p, n)
+	}
+	c.Ack(mt.PUBACK, n)
+	mt.WaitFor(t, "the queue to empty", 5*time.Second, func() bool { held, _ := b.ClientInflight("ids"); return held == 0 })
+	if in, q := b.Inflight(); in != 0 || q != 0 {
+		t.Fatalf("gauges: inflight %d, queued %d; want 0", in, q)
+	}
+}
+
+// TestNoAcknowledgementCutOff: a client that reads but acknowledges
+// nothing, while messages wait for it, is disconnected after the write
+// timeout; its session keeps the messages.
+func TestNoAcknowledgementCutOff(t *testing.T) {
+	b := startBroker(t, func(_ *hearth.Config, c *Config) { c.WriteTimeout = 2 * time.Second })
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(600))
+	c := b.dial(t, "mum", mt.Connect{ID: "mute", Clean: true, Props: keep, Keepalive: 60})
+	c.Subscribe(1, "home/mute", 1, nil)
+	pub := b.dial(t, "mum", mt.Connect{Clean: true})
+	pub.Publish("home/mute", []byte("x"), 1, false, 1, nil)
+	pub.Expect(mt.PUBACK)
+	c.NextPublish()
+	start := time.Now()
+	if closed, _ := c.Closed(10 * time.Second); !closed {
+		t.Fatal("still connected 10 s after a delivery it never acknowledged")
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("cut off after %s, before the 2 s timeout", d)
+	}
+	if b.Stats.StuckClosed.Load() != 1 {
+		t.Fatal("not counted as stuck")
+	}
+	if held, ok := b.ClientInflight("mute"); !ok || held != 1 {
+		t.Fatalf("the session holds %d (%v), want the message kept", held, ok)
+	}
+}
