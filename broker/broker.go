@@ -453,8 +453,17 @@ func disconnect(s *mqtt.Server, cl *mqtt.Client, code packets.Code) error {
 	return nil
 }
 
-// restoreDeliveries gives the sessions mochi restored their queues back.
+// restoreDeliveries makes a session for every client mochi restored, and
+// gives them their queues back.
 func (b *Broker) restoreDeliveries() {
+	for _, cl := range b.server.Clients.GetAll() {
+		if !cl.Net.Inline {
+			s := b.hook.router.get(cl.ID, userOf(cl))
+			s.mu.Lock()
+			s.persistent = true
+			s.mu.Unlock()
+		}
+	}
 	for _, m := range b.hook.stored.deliveries {
 		cl, ok := b.server.Clients.Get(m.Client)
 		if !ok {

@@ -167,6 +167,9 @@ func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.P
 	if !r.b.policy.CanReceiveAs(user, cl.ID, pk.TopicName) {
 		return
 	}
+	if cl.Closed() && !persistent(cl) {
+		return // its session ends with the connection
+	}
 	out := pk.Copy(false)
 	out.Expiry = pk.Expiry
 	out.Created = pk.Created
@@ -513,6 +516,12 @@ func (r *router) run(done <-chan struct{}, stall time.Duration) {
 			}
 			r.mu.RUnlock()
 			for _, s := range all {
+				if _, ok := r.b.server.Clients.Get(s.id); !ok {
+					// mochi has forgotten the client (its session
+					// expired while a message was on its way to it).
+					r.endIf(s.id, nil)
+					continue
+				}
 				if cl := s.sweep(now, stall); cl != nil {
 					r.b.Stats.StuckClosed.Add(1)
 					r.b.log.Info("mqtt connection closed: no acknowledgement", "client", s.id, "for", stall)

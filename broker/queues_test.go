@@ -157,3 +157,32 @@ func TestNoAcknowledgementCutOff(t *testing.T) {
 		t.Fatalf("the session holds %d (%v), want the message kept", held, ok)
 	}
 }
+
+// TestRestoredSessionReceives: after a restart, a persistent session that
+// had nothing queued still gets what is published for it while it is
+// offline, without subscribing again; and that message is in the session
+// file, so it survives the next restart too.
+func TestRestoredSessionReceives(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sessions.db")
+	onFile := func(_ *hearth.Config, c *Config) { c.SessionFile = file }
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(600))
+	b := startBroker(t, onFile)
+	c := b.dial(t, "mum", mt.Connect{ID: "display", Clean: true, Props: keep})
+	c.Subscribe(1, "home/door", 1, nil)
+	c.Conn.Close()
+	mt.WaitFor(t, "the session to be offline", 5*time.Second, func() bool { return b.Info().ClientsConnected == 0 })
+	b.Close()
+
+	b = startBroker(t, onFile)
+	pub := b.dial(t, "mum", mt.Connect{Clean: true})
+	pub.Publish("home/door", []byte("ring"), 1, false, 1, nil)
+	pub.Expect(mt.PUBACK)
+	mt.WaitFor(t, "session writes", 5*time.Second, func() bool { return b.SessionWritesPending() == 0 })
+	b.Close()
+
+	b = startBroker(t, onFile)
+	c = b.dial(t, "mum", mt.Connect{ID: "display", Props: keep})
+	if p := c.NextPublish(); string(p.Payload) != "ring" {
+		t.Fatalf("got %v, want the ring published while offline", p)
+	}
+}
