@@ -420,19 +420,6 @@ func codeOf(err error) packets.Code {
 // Info returns a snapshot of mochi's counters.
 func (b *Broker) Info() *system.Info { return b.server.Info.Clone() }
 
-// ClientInflight returns how many QoS 1 and 2 messages to a client (by id)
-// are queued or await acknowledgement, and whether the broker knows the
-// client.
-func (b *Broker) ClientInflight(id string) (int, bool) {
-	if _, ok := b.server.Clients.Get(id); !ok {
-		return 0, false
-	}
-	if s, ok := b.hook.router.lookup(id); ok {
-		return s.unacked(), true
-	}
-	return 0, true
-}
-
 // Inflight returns how many QoS 1 and 2 messages are in flight to
 // clients, and how many wait in their queues.
 func (b *Broker) Inflight() (inflight, queued int64) {
@@ -475,13 +462,4 @@ func (b *Broker) restoreDeliveries() {
 		pk.FixedHeader.Dup = false
 		b.hook.router.get(m.Client, userOf(cl)).restore(&delivery{seq: m.Seq, pk: pk, state: m.State})
 	}
-}
-
-// Subscribers returns the client ids subscribed to topic.
-func (b *Broker) Subscribers(topic string) []string {
-	var ids []string
-	for id := range b.server.Topics.Subscribers(topic).Subscriptions {
-		ids = append(ids, id)
-	}
-	return ids
 }

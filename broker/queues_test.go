@@ -55,7 +55,7 @@ func TestOfflineQueuesBoundedByBytes(t *testing.T) {
 	}
 	held := 0
 	for i := range sessions {
-		n, _ := b.ClientInflight(fmt.Sprint("dad-tab-", i))
+		n, _ := b.held(fmt.Sprint("dad-tab-", i))
 		if n*16100 > 1<<20 {
 			t.Errorf("session %d holds %d messages, over max_queued_bytes", i, n)
 		}
@@ -75,7 +75,7 @@ func TestOfflineQueuesBoundedByBytes(t *testing.T) {
 		t.Errorf("sessions.db: %v", err)
 	}
 	// The first session comes back: what it kept, in order.
-	n, _ := b.ClientInflight("dad-tab-0")
+	n, _ := b.held("dad-tab-0")
 	back := b.dial(t, "dad", mt.Connect{ID: "dad-tab-0", Props: keep})
 	for i := range n {
 		p := back.NextPublish()
@@ -116,7 +116,7 @@ func TestPacketIDsApart(t *testing.T) {
 	if codes := c.Subscribe(n, "home/ids/other", 1, nil); codes[0] != 1 {
 		t.Fatalf("SUBACK under the id of a delivery: %#x, want 1", codes[0])
 	}
-	if held, _ := b.ClientInflight("ids"); held != 1 {
+	if held, _ := b.held("ids"); held != 1 {
 		t.Fatalf("the session holds %d deliveries, want the unacknowledged one", held)
 	}
 	c.Conn.Close()
@@ -125,7 +125,7 @@ func TestPacketIDsApart(t *testing.T) {
 		t.Fatalf("after reconnecting: %v, want 'held' again under id %d", p, n)
 	}
 	c.Ack(mt.PUBACK, n)
-	mt.WaitFor(t, "the queue to empty", 5*time.Second, func() bool { held, _ := b.ClientInflight("ids"); return held == 0 })
+	mt.WaitFor(t, "the queue to empty", 5*time.Second, func() bool { held, _ := b.held("ids"); return held == 0 })
 	if in, q := b.Inflight(); in != 0 || q != 0 {
 		t.Fatalf("gauges: inflight %d, queued %d; want 0", in, q)
 	}
@@ -153,7 +153,7 @@ func TestNoAcknowledgementCutOff(t *testing.T) {
 	if b.Stats.StuckClosed.Load() != 1 {
 		t.Fatal("not counted as stuck")
 	}
-	if held, ok := b.ClientInflight("mute"); !ok || held != 1 {
+	if held, ok := b.held("mute"); !ok || held != 1 {
 		t.Fatalf("the session holds %d (%v), want the message kept", held, ok)
 	}
 }

@@ -388,31 +388,3 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatalf("fifth connection overall: connack %+v err %v, want refused", ca, err)
 	}
 }
-
-// TestExpiredSessionStopsReceiving: a persistent session that expires is
-// gone, subscriptions included (mochi leaves those behind), and receives
-// nothing more when its client id comes back.
-func TestExpiredSessionStopsReceiving(t *testing.T) {
-	app := startApp(t, testConfig(t, t.TempDir()))
-	addr := app.MQTTAddr()
-	dad := mustDial(t, addr, "dad", connectOpts{clientID: "dads-tablet", sessionExpiry: 1})
-	dad.subscribe("rooms/family/messages/+")
-	if !slices.Contains(app.broker.Subscribers("rooms/family/messages/kid"), "dads-tablet") {
-		t.Fatal("the subscription is not there to begin with")
-	}
-	dad.close()
-	waitFor(t, "the session to expire", 10*time.Second, func() bool {
-		_, known := app.broker.ClientInflight("dads-tablet")
-		return !known
-	})
-	if subs := app.broker.Subscribers("rooms/family/messages/kid"); slices.Contains(subs, "dads-tablet") {
-		t.Fatalf("the expired session is still subscribed: %v", subs)
-	}
-	kid := mustDial(t, addr, "kid", connectOpts{})
-	kid.publish("rooms/family/messages/kid", 1, false, msg("late", "after expiry"))
-	back := mustDial(t, addr, "dad", connectOpts{clientID: "dads-tablet", sessionExpiry: 60})
-	time.Sleep(300 * time.Millisecond) // room for a stray delivery
-	if got := back.topics(); len(got) != 0 {
-		t.Fatalf("a new session under the expired one's id got %v", got)
-	}
-}

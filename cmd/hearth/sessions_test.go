@@ -176,40 +176,6 @@ func TestSessionsSurviveKill(t *testing.T) {
 	}
 }
 
-// TestOfflineSessionsCapped: a user keeps at most 20 offline sessions;
-// beyond that the oldest end, as if expired, and receive nothing more.
-func TestOfflineSessionsCapped(t *testing.T) {
-	app := startApp(t, testConfig(t, t.TempDir()))
-	addr := app.MQTTAddr()
-	filter := hearth.RoomMessagesFilter("family")
-	const n = 25
-	for i := range n {
-		c := mustDial(t, addr, "kid", connectOpts{clientID: fmt.Sprint("tab-", i), sessionExpiry: 3600, manual: true})
-		c.subscribe(filter)
-		c.close()
-		waitFor(t, "the session to go offline", 5*time.Second, func() bool {
-			cl, ok := app.broker.ClientInflight(fmt.Sprint("tab-", i))
-			return ok && cl == 0 && app.broker.Info().ClientsConnected <= 2 // the bridge's two
-		})
-	}
-	waitFor(t, "the oldest sessions to end", 5*time.Second, func() bool { return app.broker.Stats.SessionsCapped.Load() == n-20 })
-	mum := mustDial(t, addr, "mum", connectOpts{})
-	mum.publish(hearth.MessageTopic("family", "mum"), 1, false, msg("capped", "who gets this?"))
-	waitFor(t, "the message queued", 5*time.Second, func() bool {
-		q, _ := app.broker.ClientInflight(fmt.Sprint("tab-", n-1))
-		return q == 1
-	})
-	for i := range n {
-		q, ok := app.broker.ClientInflight(fmt.Sprint("tab-", i))
-		if kept := i >= n-20; ok != kept || (kept && q != 1) {
-			t.Errorf("session tab-%d: present %v with %d queued; want present %v", i, ok, q, kept)
-		}
-	}
-	if subs := app.broker.Subscribers(hearth.MessageTopic("family", "mum")); len(subs) != 20+1 { // and the bridge
-		t.Errorf("subscribers of family: %v", subs)
-	}
-}
-
 // TestQoS2StateSurvivesKill: QoS 2 flows caught halfway by a SIGKILL of
 // hearth finish after it, each message exactly once. A publisher's
 // PUBLISH was answered with PUBREC, its PUBREL comes after the restart and
