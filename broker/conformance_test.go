@@ -602,6 +602,11 @@ var conformanceRows = []conformanceRow{
 				t.Fatalf("got %v, want %s on %s", p, want, topic)
 			}
 		}
+		max, _ := ack.Props.U16(mt.PropTopicAliasMax)
+		pub.Publish(topic, []byte("3"), 0, false, 0, mt.Props{}.Add(mt.PropTopicAlias, max+1))
+		if closed, code := pub.Closed(5 * time.Second); !closed || code != 0x94 {
+			t.Fatalf("alias %d over the maximum %d: closed %v, DISCONNECT %#x; want 0x94 [MQTT-3.3.2-9]", max+1, max, closed, code)
+		}
 	}, ""},
 	{"maximum packet size of the client", v5only, false, func(t *testing.T, tg *target, v byte, topic string) {
 		sub, _ := tg.dial(t, v, mt.Connect{ID: "mps-sub", Clean: true, Props: mt.Props{}.Add(mt.PropMaxPacketSize, uint32(256))})
