@@ -75,7 +75,12 @@ func checkACLTopic(t string) error {
 			return fmt.Errorf("%q: + must be a whole level", t)
 		}
 	}
+	if strings.Contains(t, "%c") && !strings.Contains(t, "%u") {
+		return fmt.Errorf("%q: %%c needs %%u beside it (as in devices/%%u/%%c/#): a client id is chosen by the client", t)
+	}
 	switch {
+	case strings.Contains(l[0], "%"):
+		return fmt.Errorf("%q: the first level cannot be %%u or %%c; name it", t)
 	case l[0] == "#" || l[0] == "+":
 		return fmt.Errorf("%q: a rule cannot start with a wildcard, which would reach the chat tree; name the first level", t)
 	case isChatRoot(l[0]):
@@ -190,7 +195,8 @@ func filtersOverlap(a, b []string) bool {
 	for i := 0; ; i++ {
 		switch {
 		case i == len(a) || i == len(b):
-			return len(a) == len(b)
+			// "x/#" also matches "x" [MQTT-4.7.1-2]
+			return len(a) == len(b) || (i < len(a) && a[i] == "#") || (i < len(b) && b[i] == "#")
 		case a[i] == "#" || b[i] == "#":
 			return true
 		case a[i] != "+" && b[i] != "+" && a[i] != b[i]:

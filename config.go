@@ -131,7 +131,8 @@ const (
 	MinMessageBytes = 256
 	MaxMessageBytes = 268435455 // the largest MQTT packet
 	MaxTokenTTL     = 8760 * time.Hour
-	MaxTitleLen     = 64 // characters
+	MaxTitleLen     = 64    // characters
+	MaxTopicBytes   = 65600 // the longest MQTT topic, and what a queued message costs besides
 )
 
 // DefaultConfig returns the values a config.yaml starts from: whatever a key
@@ -510,11 +511,12 @@ func (c *Config) Validate() error {
 	if n := c.MQTT.MaxConnectionsPerUser; n < 0 {
 		add("mqtt.max_connections_per_user", "must be 0 (no limit) or more, got %d", n)
 	}
-	if n := c.MQTT.MaxQueuedBytes; n < c.MQTT.MaxMessageBytes {
-		add("mqtt.max_queued_bytes", "must be at least mqtt.max_message_bytes (%d), got %d", c.MQTT.MaxMessageBytes, n)
+	// Room for one message of the largest size on the longest topic.
+	if n, least := c.MQTT.MaxQueuedBytes, c.MQTT.MaxMessageBytes+MaxTopicBytes; n < least {
+		add("mqtt.max_queued_bytes", "must be at least mqtt.max_message_bytes + %d (%d), got %d", MaxTopicBytes, least, n)
 	}
-	if n := c.MQTT.MaxOfflineBytes; n < c.MQTT.MaxMessageBytes {
-		add("mqtt.max_offline_bytes", "must be at least mqtt.max_message_bytes (%d), got %d", c.MQTT.MaxMessageBytes, n)
+	if n, least := c.MQTT.MaxOfflineBytes, c.MQTT.MaxMessageBytes+MaxTopicBytes; n < least {
+		add("mqtt.max_offline_bytes", "must be at least mqtt.max_message_bytes + %d (%d), got %d", MaxTopicBytes, least, n)
 	}
 	if n := c.MQTT.MaxKeepalive; n < 0 || n > 65535 {
 		add("mqtt.max_keepalive", "must be between 0 (the client's own) and 65535 seconds, got %d", n)

@@ -107,6 +107,7 @@ type Broker struct {
 	started   atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close
+	ready     chan struct{} // closed once Start has restored the sessions: connections wait for it
 
 	Stats Stats
 }
@@ -154,7 +155,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	if cfg.Logins == nil {
 		cfg.Logins = hearth.NewLoginLimiter()
 	}
-	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log, done: make(chan struct{})}
+	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log, done: make(chan struct{}), ready: make(chan struct{})}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("broker: bridge secret: %w", err)
@@ -241,7 +242,7 @@ func (b *Broker) addListener(l listeners.Listener) (listeners.Listener, error) {
 	// A client's backlog may hold what may be in flight to it (a resumed
 	// session resends all of it at once), and some QoS 0 traffic.
 	backlog := packetLimit(b.cfg.MaxMessageBytes) * (b.cfg.MaxInflight + 2048)
-	q := &quietListener{Listener: l, server: b.server, log: b.log, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout, maxBacklog: backlog,
+	q := &quietListener{Listener: l, server: b.server, log: b.log, ready: b.ready, timeout: b.cfg.ConnectTimeout, writeTimeout: b.cfg.WriteTimeout, maxBacklog: backlog,
 		stuck: func() { b.Stats.StuckClosed.Add(1) }}
 	if err := b.server.AddListener(q); err != nil {
 		return nil, err
@@ -257,6 +258,7 @@ func (b *Broker) Start() error {
 	}
 	b.restoreDeliveries()
 	b.hook.stored = storedState{}
+	close(b.ready)
 	go b.hook.router.run(b.done, b.cfg.WriteTimeout)
 	b.hook.presence.publishAllOffline()
 	b.started.Store(true)
@@ -369,6 +371,7 @@ type quietListener struct {
 	listeners.Listener
 	server       *mqtt.Server
 	log          *slog.Logger
+	ready        <-chan struct{}
 	timeout      time.Duration // for the CONNECT
 	writeTimeout time.Duration
 	maxBacklog   int
@@ -377,6 +380,14 @@ type quietListener struct {
 
 func (q *quietListener) Serve(establish listeners.EstablishFn) {
 	q.Listener.Serve(func(id string, c net.Conn) error {
+		// mochi serves as soon as its listeners run; hearth puts the
+		// stored sessions' queues back first.
+		select {
+		case <-q.ready:
+		case <-time.After(q.timeout):
+			c.Close()
+			return nil
+		}
 		// mochi waits for the CONNECT packet without a deadline, so a socket
 		// that never speaks would be held forever; after the CONNECT, mochi
 		// sets its own deadline from the keepalive.
@@ -454,6 +465,10 @@ func (b *Broker) restoreDeliveries() {
 	for _, m := range b.hook.stored.deliveries {
 		cl, ok := b.server.Clients.Get(m.Client)
 		if !ok {
+			continue
+		}
+		if !b.policy.CanReceiveAs(userOf(cl), cl.ID, m.TopicName) {
+			b.hook.sessions.delivered(m.Client, m.Seq) // the rules changed since it was queued
 			continue
 		}
 		pk := m.ToPacket()

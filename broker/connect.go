@@ -134,9 +134,9 @@ func (h *hook) refuse(cl *mqtt.Client, code packets.Code) bool {
 
 // connack mends the CONNACK mochi writes.
 func (h *hook) connack(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.ReasonCode == packets.ErrProtocolViolationFlagNoPassword.Code {
+	if pk.ReasonCode == packets.ErrProtocolViolationFlagNoPassword.Code && pk.Properties.ReasonString == packets.ErrProtocolViolationFlagNoPassword.Reason {
 		// mochi refuses an empty password as a protocol error; MQTT
-		// allows it, and hearth never accepts one.
+		// allows it, and hearth never accepts one: a bad password.
 		pk.ReasonCode = packets.ErrBadUsernameOrPassword.Code
 		pk.Properties.ReasonString = packets.ErrBadUsernameOrPassword.Reason
 	}
@@ -167,8 +167,7 @@ func connackCode3(cl *mqtt.Client, code byte) byte {
 		badVersion  = 0x01
 		idRejected  = 0x02
 		unavailable = 0x03
-		badLogin    = 0x04
-		notAllowed  = 0x05
+		notAllowed  = 0x05 // also for a bad user name or password, as mochi maps it
 	)
 	switch code {
 	case packets.ErrUnsupportedProtocolVersion.Code:
@@ -180,8 +179,6 @@ func connackCode3(cl *mqtt.Client, code byte) byte {
 			return idRejected // an empty client id without clean session [MQTT-3.1.3-8]
 		}
 		return unavailable
-	case packets.ErrBadUsernameOrPassword.Code:
-		return badLogin
 	case packets.ErrServerUnavailable.Code, packets.ErrServerBusy.Code, packets.ErrQuotaExceeded.Code,
 		packets.ErrConnectionRateExceeded.Code, packets.ErrServerShuttingDown.Code:
 		return unavailable

@@ -27,23 +27,25 @@ type hook struct {
 	archive  *archiveGate
 	flood    *floodGuard
 	retained *mqtt.TopicsIndex // retained messages; mochi's own index keeps only $SYS
+	retainMu sync.Mutex        // orders changes to retained
 	wills    *wills
 	sessions *sessions // nil: sessions are kept in memory only
 	stored   storedState
 
-	capMu    sync.Mutex       // guards offline and resuming, and ends sessions one at a time
-	offline  map[string]int64 // when each offline session went offline (unix ns)
-	resuming map[string]bool  // client ids whose session a new connection is taking
+	capMu    sync.Mutex              // guards offline and resuming, and ends sessions one at a time
+	offline  map[string]int64        // when each offline session went offline (unix ns)
+	resuming map[string]*mqtt.Client // by client id: the connection taking its session now
 
 	userLims sync.Map // user -> *rate.Limiter, for publishes over HTTP (configured users only)
 }
 
 func newHook(b *Broker) *hook {
-	h := &hook{b: b, offline: map[string]int64{}, resuming: map[string]bool{}}
+	h := &hook{b: b, offline: map[string]int64{}, resuming: map[string]*mqtt.Client{}}
 	h.router = newRouter(b)
 	h.presence = newPresence(b)
 	h.flood = newFloodGuard(b.cfg.HoldOff)
 	h.archive = newArchiveGate(h.router, b.cfg.BridgeClientID, b.cfg.MaxInflight/2, b.cfg.EmbeddedBridge)
+	h.router.unbounded = b.cfg.BridgeClientID
 	h.router.onAck = func(id string) {
 		if id == b.cfg.BridgeClientID {
 			h.archive.acked()
@@ -157,7 +159,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 // connection: the session is not to be ended meanwhile (wentOffline).
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	h.capMu.Lock()
-	h.resuming[cl.ID] = true
+	h.resuming[cl.ID] = cl
 	h.capMu.Unlock()
 }
 
@@ -171,12 +173,17 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if h.sessions != nil && !cl.Net.Inline {
 		h.sessions.established(cl)
 	}
-	h.wills.cancel(cl.ID) // [MQTT-3.1.3-9]
 	present := false
 	if c := connOf(cl); c != nil {
 		present = c.present
 	}
-	h.router.get(cl.ID, userOf(cl)).attach(cl, present, persistent(cl), h.b.cfg.MaxInflight)
+	for !h.router.get(cl.ID, userOf(cl)).attach(cl, present, persistent(cl), h.b.cfg.MaxInflight) {
+	}
+	if present {
+		h.wills.cancel(cl.ID) // back within the will's delay [MQTT-3.1.3-9]
+	} else {
+		h.wills.flush(cl.ID) // the old session ended: its will is due now
+	}
 	h.presence.up(cl)
 }
 

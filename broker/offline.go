@@ -21,12 +21,12 @@ const maxOfflineSessions = 20
 func (h *hook) wentOffline(cl *mqtt.Client, expire bool) {
 	h.capMu.Lock()
 	defer h.capMu.Unlock()
-	if h.resuming[cl.ID] && !cl.IsTakenOver() {
+	if h.resuming[cl.ID] == cl {
 		delete(h.resuming, cl.ID) // it never got its session
 	}
 	if expire {
 		delete(h.offline, cl.ID)
-		if !h.resuming[cl.ID] {
+		if h.resuming[cl.ID] == nil { // no new connection is taking the session
 			h.router.endIf(cl.ID, cl)
 		}
 		return
@@ -42,7 +42,7 @@ func (h *hook) wentOffline(cl *mqtt.Client, expire bool) {
 		// ended (no time yet); restored ones (no connection) count.
 		_, seen := h.offline[c.ID]
 		if c != cl && userOf(c) == user && c.Closed() && !c.IsTakenOver() && !c.Net.Inline &&
-			!h.resuming[c.ID] && (seen || c.Net.Conn == nil) {
+			h.resuming[c.ID] == nil && (seen || c.Net.Conn == nil) {
 			offline = append(offline, c)
 		}
 	}
@@ -70,7 +70,7 @@ func (h *hook) wentOffline(cl *mqtt.Client, expire bool) {
 func (h *hook) OnClientExpired(cl *mqtt.Client) {
 	h.capMu.Lock()
 	defer h.capMu.Unlock()
-	if cur, ok := h.b.server.Clients.Get(cl.ID); cl.IsTakenOver() || h.resuming[cl.ID] || !ok || cur != cl {
+	if cur, ok := h.b.server.Clients.Get(cl.ID); cl.IsTakenOver() || h.resuming[cl.ID] != nil || !ok || cur != cl {
 		return // a new connection has the session now
 	}
 	h.endSession(cl)

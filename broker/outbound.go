@@ -54,6 +54,7 @@ type session struct {
 	id   string
 	user string
 	r    *router
+	off  *atomic.Int64 // what the user's offline sessions hold
 
 	mu         sync.Mutex
 	cl         *mqtt.Client
@@ -63,6 +64,7 @@ type session struct {
 	nextSeq    uint64
 	inflight   map[uint16]*delivery
 	queue      []*delivery // waiting for quota, in order
+	resend     []*delivery // in flight from an earlier connection, not yet sent again on this one
 	bytes      int         // held in queue and inflight
 	progress   time.Time   // the last acknowledgement, or when sending started
 	gone       bool        // ended: nothing more is queued
@@ -72,9 +74,14 @@ type session struct {
 type router struct {
 	b *Broker
 
+	// mu is never taken while a session's mu is held.
 	mu       sync.RWMutex
 	sessions map[string]*session
-	offline  map[string]*atomic.Int64 // bytes held by each user's offline sessions
+
+	offMu   sync.RWMutex
+	offline map[string]*atomic.Int64 // bytes held by each user's offline sessions
+
+	unbounded string // the bridge's client id: held back by the archive gate, not by queue bounds
 
 	inflight atomic.Int64 // in flight over every session
 	queued   atomic.Int64 // queued over every session
@@ -101,11 +108,28 @@ func receiveMaximum(cl *mqtt.Client, limit int) int {
 	return min(n, limit)
 }
 
-// get returns the session of id, making one for user if there is none.
+// get returns the session of id, making one for user if there is none
+// (or the one there has ended).
 func (r *router) get(id, user string) *session {
-	return loadOrMake(&r.mu, r.sessions, id, func() *session {
-		return &session{id: id, user: user, r: r, inflight: map[uint16]*delivery{}, quota: maxInflight3}
-	})
+	r.mu.RLock()
+	s, ok := r.sessions[id]
+	r.mu.RUnlock()
+	if ok && !s.ended() {
+		return s
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok = r.sessions[id]; !ok || s.ended() {
+		s = &session{id: id, user: user, r: r, off: r.offlineBytes(user), inflight: map[uint16]*delivery{}, quota: maxInflight3}
+		r.sessions[id] = s
+	}
+	return s
+}
+
+func (s *session) ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gone
 }
 
 // lookup returns the session of id, if any.
@@ -118,7 +142,7 @@ func (r *router) lookup(id string) (*session, bool) {
 
 // offlineBytes is what user's offline sessions hold.
 func (r *router) offlineBytes(user string) *atomic.Int64 {
-	return loadOrMake(&r.mu, r.offline, user, func() *atomic.Int64 { return &atomic.Int64{} })
+	return loadOrMake(&r.offMu, r.offline, user, func() *atomic.Int64 { return &atomic.Int64{} })
 }
 
 // loadOrMake returns m[k], making it under mu's write lock if it is not there.
@@ -218,19 +242,19 @@ func (s *session) add(pk packets.Packet) {
 		return
 	}
 	n := size(pk)
-	if s.bytes+n > s.r.b.cfg.MaxQueuedBytes {
+	bounded := s.id != s.r.unbounded
+	if bounded && s.bytes+n > s.r.b.cfg.MaxQueuedBytes {
 		st.QueueDropped.Add(1)
 		s.r.b.log.Debug("mqtt message dropped: session queue full", "client", s.id, "bytes", s.bytes)
 		return
 	}
 	if s.cl == nil {
-		off := s.r.offlineBytes(s.user)
-		if off.Load()+int64(n) > int64(s.r.b.cfg.MaxOfflineBytes) {
+		if s.off.Add(int64(n)) > int64(s.r.b.cfg.MaxOfflineBytes) && bounded {
+			s.off.Add(-int64(n))
 			st.QueueDropped.Add(1)
 			s.r.b.log.Debug("mqtt message dropped: the user's offline sessions are full", "client", s.id, "user", s.user)
 			return
 		}
-		off.Add(int64(n))
 	}
 	s.nextSeq++
 	d := &delivery{seq: s.nextSeq, pk: pk, size: n}
@@ -243,9 +267,29 @@ func (s *session) add(pk packets.Packet) {
 
 func expired(pk packets.Packet) bool { return pk.Expiry > 0 && pk.Expiry <= time.Now().Unix() }
 
-// pump sends queued messages while the client has quota; mu is held.
+// sent is how many messages in flight were sent on this connection.
+func (s *session) sent() int { return len(s.inflight) - len(s.resend) }
+
+// pump sends what waits while the client has quota: first what was in
+// flight on an earlier connection, then the queue; mu is held.
 func (s *session) pump() {
-	for s.cl != nil && !s.cl.Closed() && len(s.queue) > 0 && len(s.inflight) < s.quota {
+	for s.cl != nil && !s.cl.Closed() && len(s.resend) > 0 && s.sent() < s.quota {
+		d := s.resend[0]
+		s.resend = s.resend[1:]
+		if d.state == packets.Pubrel {
+			_ = s.cl.WritePacket(pubrel(d.pk.PacketID))
+			continue
+		}
+		pk := d.pk
+		pk.FixedHeader.Dup = true // [MQTT-3.3.1-1]
+		if err := s.cl.WritePacket(pk); errors.Is(err, packets.ErrPacketTooLarge) {
+			s.r.b.Stats.TooLargeForClient.Add(1)
+			delete(s.inflight, d.pk.PacketID)
+			s.r.inflight.Add(-1)
+			s.drop(d)
+		}
+	}
+	for s.cl != nil && !s.cl.Closed() && len(s.queue) > 0 && len(s.resend) == 0 && s.sent() < s.quota {
 		d := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
@@ -308,7 +352,7 @@ func (s *session) allocID() (uint16, bool) {
 func (s *session) drop(d *delivery) {
 	s.bytes -= d.size
 	if s.cl == nil {
-		s.r.offlineBytes(s.user).Add(-int64(d.size))
+		s.off.Add(-int64(d.size))
 	}
 	s.unstore(d)
 }
@@ -354,6 +398,9 @@ func (s *session) acked(cl *mqtt.Client, pk packets.Packet) {
 	}
 	delete(s.inflight, pk.PacketID)
 	s.r.inflight.Add(-1)
+	if i := slices.Index(s.resend, d); i >= 0 {
+		s.resend = slices.Delete(s.resend, i, i+1)
+	}
 	s.drop(d)
 	s.progress = time.Now()
 	if s.r.onAck != nil {
@@ -366,41 +413,33 @@ func pubrel(id uint16) packets.Packet {
 	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: id}
 }
 
-// attach makes cl the session's connection. Unless the session is
-// resumed (present), what it held is dropped first. What is in flight is
-// sent again in order (PUBLISH with DUP, or PUBREL), then the queue.
-func (s *session) attach(cl *mqtt.Client, present, persistent bool, limit int) {
+// attach makes cl the session's connection and reports whether it could:
+// not if the session has ended meanwhile (get another). Unless the
+// session is resumed (present), what it held is dropped first. What is in
+// flight is sent again in order (PUBLISH with DUP, or PUBREL), as far as
+// the client's Receive Maximum allows, then the queue.
+func (s *session) attach(cl *mqtt.Client, present, persistent bool, limit int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gone {
+		return false
+	}
 	if !present {
 		s.reset()
 	}
 	if s.cl == nil {
-		s.r.offlineBytes(s.user).Add(-int64(s.bytes))
+		s.off.Add(-int64(s.bytes))
 	}
-	s.gone = false
-	s.cl, s.user, s.persistent = cl, userOf(cl), persistent
+	s.cl, s.persistent = cl, persistent
 	s.quota = receiveMaximum(cl, limit)
 	s.progress = time.Now()
-	resend := make([]*delivery, 0, len(s.inflight))
+	s.resend = s.resend[:0]
 	for _, d := range s.inflight {
-		resend = append(resend, d)
+		s.resend = append(s.resend, d)
 	}
-	slices.SortFunc(resend, func(a, b *delivery) int { return cmpSeq(a.seq, b.seq) })
-	for _, d := range resend {
-		if d.state == packets.Pubrel {
-			_ = cl.WritePacket(pubrel(d.pk.PacketID))
-			continue
-		}
-		pk := d.pk
-		pk.FixedHeader.Dup = true // [MQTT-3.3.1-1]
-		if err := cl.WritePacket(pk); errors.Is(err, packets.ErrPacketTooLarge) {
-			delete(s.inflight, d.pk.PacketID)
-			s.r.inflight.Add(-1)
-			s.drop(d)
-		}
-	}
+	slices.SortFunc(s.resend, func(a, b *delivery) int { return cmpSeq(a.seq, b.seq) })
 	s.pump()
+	return true
 }
 
 func cmpSeq(a, b uint64) int {
@@ -421,7 +460,17 @@ func (s *session) detach(cl *mqtt.Client) {
 		return
 	}
 	s.cl = nil
-	s.r.offlineBytes(s.user).Add(int64(s.bytes))
+	s.resend = nil
+	s.off.Add(int64(s.bytes))
+	// The user's offline sessions together keep to MaxOfflineBytes: the
+	// newest queued messages go first.
+	for s.id != s.r.unbounded && s.off.Load() > int64(s.r.b.cfg.MaxOfflineBytes) && len(s.queue) > 0 {
+		d := s.queue[len(s.queue)-1]
+		s.queue = s.queue[:len(s.queue)-1]
+		s.r.queued.Add(-1)
+		s.r.b.Stats.QueueDropped.Add(1)
+		s.drop(d)
+	}
 }
 
 // reset drops everything the session holds; mu is held.
@@ -436,6 +485,7 @@ func (s *session) reset() {
 		s.drop(d)
 	}
 	s.queue = nil
+	s.resend = nil
 }
 
 // sweep drops expired messages from the queue, and reports a connected
@@ -489,7 +539,7 @@ func (s *session) restore(d *delivery) {
 	s.persistent = true
 	d.size = size(d.pk)
 	s.bytes += d.size
-	s.r.offlineBytes(s.user).Add(int64(d.size))
+	s.off.Add(int64(d.size))
 	s.nextSeq = max(s.nextSeq, d.seq)
 	if d.state == 0 {
 		s.queue = append(s.queue, d)
@@ -516,10 +566,7 @@ func (r *router) run(done <-chan struct{}, stall time.Duration) {
 			}
 			r.mu.RUnlock()
 			for _, s := range all {
-				if _, ok := r.b.server.Clients.Get(s.id); !ok {
-					// mochi has forgotten the client (its session
-					// expired while a message was on its way to it).
-					r.endIf(s.id, nil)
+				if r.endForgotten(s) {
 					continue
 				}
 				if cl := s.sweep(now, stall); cl != nil {
@@ -560,4 +607,24 @@ func (s *session) connected(old *mqtt.Client) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cl != nil && s.cl != old && !s.cl.Closed()
+}
+
+// endForgotten ends s if it is offline and mochi no longer knows its
+// client (the session expired while a message was on its way to it), and
+// reports whether it did.
+func (r *router) endForgotten(s *session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cl != nil || s.gone || r.sessions[s.id] != s {
+		return false
+	}
+	if _, ok := r.b.server.Clients.Get(s.id); ok {
+		return false
+	}
+	delete(r.sessions, s.id)
+	s.reset()
+	s.gone = true
+	return true
 }

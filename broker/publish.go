@@ -216,6 +216,14 @@ func (h *hook) badTopic(cl *mqtt.Client, pk packets.Packet) error {
 
 // retain stores (or, with an empty payload, deletes) a retained message.
 func (h *hook) retain(pk packets.Packet) {
+	// One at a time, so that the session file is written in the order of
+	// the index.
+	h.retainMu.Lock()
+	defer h.retainMu.Unlock()
+	h.retainLocked(pk)
+}
+
+func (h *hook) retainLocked(pk packets.Packet) {
 	out := pk.Copy(false)
 	h.retained.RetainMessage(out)
 	if h.sessions != nil {
@@ -254,15 +262,18 @@ func (h *hook) sendRetained(cl *mqtt.Client) {
 	}
 }
 
-// expireRetained deletes the retained messages whose expiry has passed.
+// expireRetained deletes the retained messages whose expiry has passed
+// (not one that replaced such a message meanwhile).
 func (h *hook) expireRetained(now int64) {
 	for topic, pk := range h.retained.Retained.GetAll() {
-		if pk.Expiry > 0 && pk.Expiry <= now {
-			h.retained.Retained.Delete(topic)
-			if h.sessions != nil {
-				h.sessions.retained(topic, pk, false)
-			}
+		if pk.Expiry <= 0 || pk.Expiry > now {
+			continue
 		}
+		h.retainMu.Lock()
+		if cur, ok := h.retained.Retained.Get(topic); ok && cur.Expiry == pk.Expiry && cur.Created == pk.Created {
+			h.retainLocked(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: topic})
+		}
+		h.retainMu.Unlock()
 	}
 }
 
@@ -331,6 +342,9 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 
 func (w *wills) publish(pk packets.Packet) {
 	pk.Created = time.Now().Unix()
+	if hearth.ParseTopic(pk.TopicName).Kind == hearth.TopicMessage {
+		pk.Properties.MessageExpiryInterval = 0 // kept for the archive, as any chat message
+	}
 	if e := pk.Properties.MessageExpiryInterval; e > 0 {
 		pk.Expiry = pk.Created + int64(e)
 	}

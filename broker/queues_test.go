@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +185,43 @@ func TestRestoredSessionReceives(t *testing.T) {
 	c = b.dial(t, "mum", mt.Connect{ID: "display", Props: keep})
 	if p := c.NextPublish(); string(p.Payload) != "ring" {
 		t.Fatalf("got %v, want the ring published while offline", p)
+	}
+}
+
+// TestResendKeepsToReceiveMaximum: a client back with a smaller Receive
+// Maximum than it had gets what was in flight again only as far as the
+// new one allows, and the rest on its acknowledgements, in order.
+func TestResendKeepsToReceiveMaximum(t *testing.T) {
+	b := startBroker(t)
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(600))
+	c := b.dial(t, "mum", mt.Connect{ID: "rm", Clean: true, Props: keep.Add(mt.PropReceiveMaximum, uint16(5))})
+	c.Subscribe(1, "home/rm", 1, nil)
+	pub := b.dial(t, "mum", mt.Connect{Clean: true})
+	for i := range 5 {
+		pub.Publish("home/rm", []byte{'0' + byte(i)}, 1, false, uint16(i+1), nil)
+		pub.Expect(mt.PUBACK)
+	}
+	for range 5 {
+		c.NextPublish() // not acknowledged
+	}
+	c.Conn.Close()
+	c = b.dial(t, "mum", mt.Connect{ID: "rm", Props: mt.Props{}.Add(mt.PropSessionExpiry, uint32(600)).Add(mt.PropReceiveMaximum, uint16(2))})
+	var got []string
+	var unacked []uint16
+	for len(got) < 5 {
+		p := c.NextPublish()
+		if !p.Dup() {
+			t.Fatalf("%v is not marked DUP", p)
+		}
+		got = append(got, string(p.Payload))
+		unacked = append(unacked, p.ID)
+		if len(unacked) == 2 {
+			c.NoPacket(200*time.Millisecond, "more than the Receive Maximum of 2 unacknowledged")
+			c.Ack(mt.PUBACK, unacked[0]) // each acknowledgement frees one
+			unacked = unacked[1:]
+		}
+	}
+	if want := "01234"; fmt.Sprint(got) != fmt.Sprint(strings.Split(want, "")) {
+		t.Fatalf("resent %v, want %v in order", got, want)
 	}
 }
