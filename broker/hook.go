@@ -71,6 +71,7 @@ type conn struct {
 	limiter *rate.Limiter   // publish rate; nil: no limit
 	strikes []time.Time     // recent refusals by the rate limit (floodGuard)
 	present bool            // the CONNACK said the session was resumed
+	counted bool            // in its user's presence count (presence.mu)
 	will    *packets.Packet // the will as a publish, with its properties, from the CONNECT
 
 	subMu       sync.Mutex

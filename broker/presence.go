@@ -14,14 +14,13 @@ import (
 // (retained, QoS 1) whenever the count changes, so several tabs and
 // devices of one person count once as online.
 type presence struct {
-	b       *Broker
-	mu      sync.Mutex
-	count   map[string]int
-	counted map[*mqtt.Client]bool // connections counted in, so restored or refused ones are not counted out
+	b     *Broker
+	mu    sync.Mutex
+	count map[string]int
 }
 
 func newPresence(b *Broker) *presence {
-	return &presence{b: b, count: map[string]int{}, counted: map[*mqtt.Client]bool{}}
+	return &presence{b: b, count: map[string]int{}}
 }
 
 // publishAllOffline runs at start. A user's last_seen is kept from the
@@ -48,23 +47,31 @@ func (p *presence) up(cl *mqtt.Client) {
 	if cl.Net.Inline || cl.Net.Listener == listenerInternal || user == "" {
 		return
 	}
+	c := connOf(cl)
+	if c == nil {
+		return // a restored session: no connection
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.counted[cl] {
+	if c.counted {
 		return
 	}
-	p.counted[cl] = true
+	c.counted = true
 	p.count[user]++
 	p.publish(user, hearth.Presence{Online: true, Connections: p.count[user], LastSeen: time.Now().UnixMilli()})
 }
 
 func (p *presence) down(cl *mqtt.Client) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.counted[cl] {
+	c := connOf(cl)
+	if c == nil {
 		return
 	}
-	delete(p.counted, cl)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !c.counted { // restored or refused: never counted in
+		return
+	}
+	c.counted = false
 	user := userOf(cl)
 	p.count[user]--
 	n := p.count[user]

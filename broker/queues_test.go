@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,13 +23,7 @@ func (b *testBroker) dial(t *testing.T, user string, o mt.Connect) *mt.Raw {
 	return r
 }
 
-func heap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
+var heap = mt.Heap
 
 // TestOfflineQueuesBoundedByBytes: one user's offline sessions hold at
 // most max_queued_bytes each and max_offline_bytes together, whatever

@@ -4,16 +4,12 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"hearth/internal/mqtttest"
 )
 
 // heap returns the live heap after a collection.
-func heap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
+var heap = mqtttest.Heap
 
 // TestConnectCyclesLeaveNothingBehind: 1,000 connections that log in,
 // subscribe, publish and leave, and 200 refused ones, leave no goroutines
