@@ -59,5 +59,10 @@ func TestBurstToSmallReceiveMaximum(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	waitFor(t, "all archived", 30*time.Second, func() bool { last, _ := app.store.LastSeq("family"); return last == uint64(n) })
+	// Every delivery acknowledged: the gauges come back to 0, never below.
+	waitFor(t, "every delivery acknowledged", 10*time.Second, func() bool { in, q := app.broker.Inflight(); return in == 0 && q == 0 })
+	if d := app.broker.Stats.QueueDropped.Load(); d != 0 {
+		t.Fatalf("%d messages dropped", d)
+	}
 	t.Logf("%d x %d messages: both subscribers and the archive got all %d in %s", pubs, each, n, time.Since(start).Round(time.Millisecond))
 }
