@@ -29,7 +29,7 @@ import (
 // while some user's password_hash still matches it.
 const SamplePassword = "hearth-sample"
 
-// Config is config.yaml (DESIGN.md, "Config").
+// Config is config.yaml (README, "Configuration").
 type Config struct {
 	DataDir string       `yaml:"data_dir"`
 	HTTP    HTTPConfig   `yaml:"http"`
@@ -93,7 +93,7 @@ type User struct {
 	Role         Role   `yaml:"role"`
 }
 
-// Role is what a user may do (DESIGN.md, "Access").
+// Role is what a user may do (README, "Users and roles").
 type Role string
 
 // The roles. An empty role in config.yaml means RoleMember.
@@ -434,7 +434,7 @@ func IsLoopbackAddr(hostport string) bool {
 	return err == nil && ip.Unmap().IsLoopback()
 }
 
-// Validate checks every rule of DESIGN.md's "Config" and "Access" sections
+// Validate checks every rule of the README's "Configuration" section
 // and returns all problems joined (errors.Join), each a *ConfigError that
 // names its key, or nil. It expects the defaults of ParseConfig to be
 // filled in (a user's role is not empty). When some listener is not on

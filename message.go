@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of the message payload (DESIGN.md, "Message payload").
+// Limits of the message payload (README, "MQTT topics and payloads").
 const (
 	MaxIDLen    = 64
 	MaxTextLen  = 4000 // characters (runes), not bytes
@@ -103,7 +103,8 @@ func ParsePayload(b []byte) (Payload, error) {
 	return p, p.Validate()
 }
 
-// Validate checks the rules of DESIGN.md on a decoded payload.
+// Validate checks the rules of the message payload (README, "MQTT topics
+// and payloads") on a decoded payload.
 func (p Payload) Validate() error {
 	switch {
 	case p.ID == "":

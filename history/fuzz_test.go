@@ -11,7 +11,7 @@ import (
 
 // FuzzPage checks Page against a model: a room holds seqs first..last
 // (retention may have removed the older ones) and every query answers the
-// page DESIGN.md describes.
+// page the README describes (GET /api/rooms/{room}/messages).
 func FuzzPage(f *testing.F) {
 	s, err := Open(filepath.Join(f.TempDir(), "fuzz.db"))
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"hearth"
 )
 
-// Page sizes (DESIGN.md, GET /api/rooms/{room}/messages).
+// Page sizes (README, "GET /api/rooms/{room}/messages").
 const (
 	DefaultLimit = 50
 	MaxLimit     = 200

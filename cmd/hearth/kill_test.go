@@ -82,9 +82,10 @@ func (s *server) kill() {
 	s.cmd.Wait()
 }
 
-// TestNothingLostAcrossKills is DESIGN.md's end-to-end promise as a user
-// meets it: a sender with an outbox publishes thousands of QoS 1 messages
-// while hearth is killed with SIGKILL twice and restarted. In the end the
+// TestNothingLostAcrossKills is the end-to-end promise (README, "How it
+// works") as a user meets it: a sender with an outbox publishes thousands
+// of QoS 1 messages while hearth is killed with SIGKILL twice and
+// restarted. In the end the
 // history holds every message exactly once, and the sender has a receipt
 // for each.
 func TestNothingLostAcrossKills(t *testing.T) {
