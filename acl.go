@@ -166,30 +166,15 @@ func (p *Policy) otherAccess(user, client string, t []string, write bool, grant,
 	return allowed
 }
 
-// topicMatches reports whether the filter levels f match the topic levels
-// t. Wildcards at the first level never match a topic starting with "$"
-// [MQTT-4.7.1-1].
-func topicMatches(f, t []string) bool {
-	if len(t) > 0 && strings.HasPrefix(t[0], "$") && len(f) > 0 && (f[0] == "+" || f[0] == "#") {
-		return false
-	}
-	for i, lvl := range f {
-		if lvl == "#" {
-			return true
-		}
-		if i >= len(t) || (lvl != "+" && lvl != t[i]) {
-			return false
-		}
-	}
-	return len(f) == len(t)
+// wildOverDollar reports whether filter f starts with a wildcard and g
+// with "$": such a wildcard never matches there [MQTT-4.7.1-1].
+func wildOverDollar(f, g []string) bool {
+	return len(f) > 0 && len(g) > 0 && strings.HasPrefix(g[0], "$") && (f[0] == "+" || f[0] == "#")
 }
 
 // filtersOverlap reports whether some topic matches both filters.
 func filtersOverlap(a, b []string) bool {
-	dollar := func(x, y []string) bool {
-		return len(x) > 0 && len(y) > 0 && strings.HasPrefix(x[0], "$") && (y[0] == "+" || y[0] == "#")
-	}
-	if dollar(a, b) || dollar(b, a) {
+	if wildOverDollar(a, b) || wildOverDollar(b, a) {
 		return false
 	}
 	for i := 0; ; i++ {
@@ -206,9 +191,10 @@ func filtersOverlap(a, b []string) bool {
 }
 
 // filterCovers reports whether every topic that matches filter g also
-// matches filter f.
+// matches filter f. A topic name is a filter without wildcards: for one,
+// it says whether f matches it.
 func filterCovers(f, g []string) bool {
-	if len(g) > 0 && strings.HasPrefix(g[0], "$") && len(f) > 0 && (f[0] == "+" || f[0] == "#") {
+	if wildOverDollar(f, g) {
 		return false
 	}
 	for i, lvl := range f {

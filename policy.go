@@ -129,7 +129,7 @@ func (p *Policy) CanPublishAs(user, client, topic string) bool {
 		return t.User == user && p.CanWrite(user, t.Room)
 	case TopicOther:
 		l := strings.Split(topic, "/")
-		return p.otherAccess(user, client, l, true, topicMatches, topicMatches)
+		return p.otherAccess(user, client, l, true, filterCovers, filterCovers)
 	}
 	return false
 }
@@ -158,7 +158,7 @@ func (p *Policy) CanReceiveAs(user, client, topic string) bool {
 	case TopicSys:
 		return p.roles[user] == RoleAdmin
 	case TopicOther:
-		return p.otherAccess(user, client, strings.Split(topic, "/"), false, topicMatches, topicMatches)
+		return p.otherAccess(user, client, strings.Split(topic, "/"), false, filterCovers, filterCovers)
 	}
 	return false
 }

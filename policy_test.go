@@ -300,3 +300,87 @@ func TestPolicyRoleEmpty(t *testing.T) {
 		t.Errorf("role \"\": CanRead, CanWrite, CanPublish = %s, want %s", got, want)
 	}
 }
+
+// TestACLRules: acl rules open topics outside the chat tree, a deny rule
+// wins over every grant (an admin's too), %u and %c stand for the user and
+// the client id, and the chat tree keeps its own rules.
+func TestACLRules(t *testing.T) {
+	acl := `acl:
+  - {user: kitchen, topic: "homeassistant/#", access: readwrite}
+  - {role: member, topic: "home/#", access: read}
+  - {topic: "home/alarm/#", access: deny}
+  - {role: device, topic: "devices/%u/%c/#", access: write}
+`
+	c, err := ParseConfig(strings.NewReader(strings.ReplaceAll(policyConfig, "HASH", policyHash()) + acl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPolicy(&c)
+	for _, tc := range []struct {
+		user, client, topic string
+		publish, receive    bool
+	}{
+		{"kitchen", "k1", "homeassistant/light/state", true, true},
+		{"kitchen", "k1", "home/light", false, false},
+		{"dad", "d1", "home/light", false, true},
+		{"dad", "d1", "homeassistant/x", false, false},
+		{"dad", "d1", "home/alarm/code", false, false},
+		{"mum", "m1", "home/alarm/code", false, false}, // deny wins over admin
+		{"mum", "m1", "home/light", true, true},
+		{"mum", "m1", "$app/x", true, true},
+		{"kitchen", "k1", "devices/kitchen/k1/temp", true, false},
+		{"kitchen", "k1", "devices/kitchen/k2/temp", false, false},
+		{"kitchen", "k/1", "devices/kitchen/k/1/temp", false, false}, // no %c with a /
+		{"doorbell", "k1", "devices/kitchen/k1/temp", false, false},
+		{"kitchen", "k1", "rooms/family/messages/kitchen", false, true}, // the chat tree's rules
+		{"dad", "d1", "$SYS/broker/uptime", false, false},
+	} {
+		if got := p.CanPublishAs(tc.user, tc.client, tc.topic); got != tc.publish {
+			t.Errorf("%s (%s) publish %s: %v, want %v", tc.user, tc.client, tc.topic, got, tc.publish)
+		}
+		if got := p.CanReceiveAs(tc.user, tc.client, tc.topic); got != tc.receive {
+			t.Errorf("%s (%s) receive %s: %v, want %v", tc.user, tc.client, tc.topic, got, tc.receive)
+		}
+	}
+	for _, tc := range []struct {
+		user, filter string
+		want         bool
+	}{
+		{"dad", "home/#", true},
+		{"dad", "home", true}, // home/# matches home itself
+		{"dad", "home/alarm/#", false},
+		{"dad", "#", true}, // reaches the family room and home/; every delivery is checked
+		{"kitchen", "home/#", false},
+		{"kitchen", "+/light/state", true},
+		{"dad", "$SYS/#", false},
+		{"mum", "$SYS/#", true},
+		{"mum", "home/alarm/code", false},
+	} {
+		if got := p.CanSubscribeAs(tc.user, "c", tc.filter); got != tc.want {
+			t.Errorf("%s subscribe %s: %v, want %v", tc.user, tc.filter, got, tc.want)
+		}
+	}
+}
+
+// TestACLRuleErrors: a rule that would reach the chat tree, start with a
+// substitution or a wildcard, or name an unknown user or access is an
+// error naming its key.
+func TestACLRuleErrors(t *testing.T) {
+	for _, tc := range []struct{ rule, key string }{
+		{`{topic: "rooms/#", access: read}`, "acl[0].topic"},
+		{`{topic: "#", access: read}`, "acl[0].topic"},
+		{`{topic: "%u/#", access: read}`, "acl[0].topic"},
+		{`{topic: "devices/%c/#", access: read}`, "acl[0].topic"},
+		{`{topic: "$SYS/#", access: read}`, "acl[0].topic"},
+		{`{topic: "home/#/x", access: read}`, "acl[0].topic"},
+		{`{user: nobody, topic: "home/#", access: read}`, "acl[0].user"},
+		{`{user: dad, role: member, topic: "home/#", access: read}`, "acl[0].user"},
+		{`{topic: "home/#", access: all}`, "acl[0].access"},
+		{`{topic: "home/#"}`, "acl[0].access"},
+	} {
+		_, err := ParseConfig(strings.NewReader(strings.ReplaceAll(policyConfig, "HASH", policyHash()) + "acl:\n  - " + tc.rule + "\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.key+":") {
+			t.Errorf("acl rule %s: %v, want an error about %s", tc.rule, err, tc.key)
+		}
+	}
+}

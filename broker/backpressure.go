@@ -8,16 +8,14 @@ import (
 
 // Backpressure on publishers while the archive is behind.
 //
-// mochi drops a QoS 1 message for a subscriber that already has
-// MaximumInflight unacknowledged ones ("client store quota reached"). The
-// bridge acknowledges only after its commits, so in a burst faster than
-// the archive its inflight store fills up, and every further message
-// would be lost to the archive. Instead, a chat message is held before it
-// is accepted, in the publisher's own read loop (so its PUBACK waits and
-// its socket is not read), while the bridge has archiveHighWater or more
-// unacknowledged messages (half of mochi's limit). That keeps the bridge
-// well under the limit. If the archive does not catch up within archiveMaxWait, the
-// publish is refused (MQTT 5 QoS 1: 0x97 quota exceeded, and the sender's
+// The bridge acknowledges only after its commits, so in a burst faster
+// than the archive its session's queue would grow without end (it is not
+// bounded by bytes, so that the archive loses nothing to a bound).
+// Instead, a chat message is held before it is accepted, in the
+// publisher's own read loop (so its PUBACK waits and its socket is not
+// read), while the bridge's session holds high or more messages (half of
+// Config.MaxInflight). If the archive does not catch up within
+// archiveMaxWait, the publish is refused (MQTT 5 QoS 1: 0x97 quota exceeded, and the sender's
 // outbox retries it); an MQTT 3.1.1 publisher at QoS 1 is disconnected
 // instead, so that it sends the message again after reconnecting.
 const archiveMaxWait = 10 * time.Second

@@ -13,9 +13,6 @@ import (
 
 // OnConnect runs before authentication, once mochi has read the CONNECT.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	// mochi sends no QoS 1 or 2 message itself (outbound.go): its send
-	// quota stays empty.
-	cl.State.Inflight.ResetSendQuota(0)
 	// No outbound topic aliases: a queued message sent with one would be
 	// resent without its topic, to a connection that does not know the
 	// alias. Sending none is always allowed.

@@ -1,30 +1,20 @@
 package broker
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"hearth"
+	mt "hearth/internal/mqtttest"
 )
 
-// The users of the broker's tests; each one's password is "pw-" + name.
-var testUsers = []struct{ name, role string }{
-	{"mum", "admin"}, {"dad", "member"}, {"kid", "member"}, {"kitchen", "device"}, {"homeassistant", "device"},
-}
+// The users of the broker's tests; each one's password is password(name).
+var testUsers = []mt.User{{Name: "mum", Role: "admin"}, {Name: "dad", Role: "member"}, {Name: "kid", Role: "member"}, {Name: "kitchen", Role: "device"}, {Name: "homeassistant", Role: "device"}}
 
-var (
-	hashOnce sync.Once
-	hashes   = map[string]string{}
-)
-
-func password(user string) string { return "pw-" + user }
+var password = mt.Password
 
 // testBroker is a broker of the tests, serving MQTT over TCP and over
 // WebSocket on loopback.
@@ -37,25 +27,10 @@ type testBroker struct {
 // rules for home topics; tune may change its settings.
 func startBroker(t *testing.T, tune ...func(*hearth.Config, *Config)) *testBroker {
 	t.Helper()
-	hashOnce.Do(func() {
-		for _, u := range testUsers {
-			h, err := bcrypt.GenerateFromPassword([]byte(password(u.name)), bcrypt.MinCost)
-			if err != nil {
-				panic(err)
-			}
-			hashes[u.name] = string(h)
-		}
-	})
 	dir := t.TempDir()
 	var y strings.Builder
-	fmt.Fprintf(&y, "data_dir: %q\nhttp: {addr: \"127.0.0.1:0\"}\nmqtt: {addr: \"127.0.0.1:0\", publish_rate: 0}\nusers:\n", dir)
-	for _, u := range testUsers {
-		fmt.Fprintf(&y, "  - {name: %s, role: %s, password_hash: %q}\n", u.name, u.role, hashes[u.name])
-	}
-	y.WriteString(`rooms:
-  - {name: family, title: Family, members: ["*"], readers: [kitchen]}
-  - {name: parents, title: Parents, members: [mum, dad]}
-acl:
+	y.WriteString(mt.ConfigYAML(dir, testUsers))
+	y.WriteString(`acl:
   - {user: homeassistant, topic: "homeassistant/#", access: readwrite}
   - {user: homeassistant, topic: "home/#", access: readwrite}
   - {role: device, topic: "devices/%u/#", access: readwrite}

@@ -74,9 +74,10 @@ type conn struct {
 	counted bool            // in its user's presence count (presence.mu)
 	will    *packets.Packet // the will as a publish, with its properties, from the CONNECT
 
-	subMu       sync.Mutex
-	subscribing map[string]bool        // filters of the SUBSCRIBE being handled: did each exist before
-	granted     []packets.Subscription // what that SUBSCRIBE was granted
+	// The SUBSCRIBE being handled (only the connection's read loop
+	// handles one): did each filter exist before, and what was granted.
+	subscribing map[string]bool
+	granted     []packets.Subscription
 }
 
 // connOf returns hearth's state of cl's connection; nil for the inline
@@ -205,13 +206,11 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // Handling 1.
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if c := connOf(cl); c != nil {
-		c.subMu.Lock()
 		c.subscribing = map[string]bool{}
 		for _, f := range pk.Filters {
 			_, existed := cl.State.Subscriptions.Get(f.Filter)
 			c.subscribing[f.Filter] = existed
 		}
-		c.subMu.Unlock()
 	}
 	return pk
 }
@@ -224,7 +223,6 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 		h.archive.bridgeSubscribed()
 	}
 	if c := connOf(cl); c != nil {
-		c.subMu.Lock()
 		c.granted = c.granted[:0]
 		for i, f := range pk.Filters {
 			if i < len(reasonCodes) && reasonCodes[i] < 0x80 {
@@ -232,7 +230,6 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 				c.granted = append(c.granted, f)
 			}
 		}
-		c.subMu.Unlock()
 	}
 	if h.sessions != nil {
 		h.sessions.subscriptions(cl, pk.Filters)

@@ -1,9 +1,9 @@
 package broker
 
 import (
+	"cmp"
 	"errors"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,9 +194,11 @@ func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.P
 	if cl.Closed() && !persistent(cl) {
 		return // its session ends with the connection
 	}
-	out := pk.Copy(false)
-	out.Expiry = pk.Expiry
-	out.Created = pk.Created
+	// A shallow copy: the payload and properties are shared by every
+	// subscriber's copy, and nothing writes to them.
+	out := pk
+	out.PacketID = 0
+	out.FixedHeader.Dup = false
 	v5 := cl.Properties.ProtocolVersion == 5
 	out.FixedHeader.Retain = retained || (v5 && sub.RetainAsPublished && pk.FixedHeader.Retain)
 	out.FixedHeader.Qos = min(pk.FixedHeader.Qos, sub.Qos)
@@ -220,7 +222,7 @@ func subscriptionIDs(sub packets.Subscription) []int {
 			ids = append(ids, id)
 		}
 	}
-	sort.Ints(ids)
+	slices.Sort(ids)
 	return ids
 }
 
@@ -282,12 +284,7 @@ func (s *session) pump() {
 		}
 		pk := d.pk
 		pk.FixedHeader.Dup = true // [MQTT-3.3.1-1]
-		if err := s.cl.WritePacket(pk); errors.Is(err, packets.ErrPacketTooLarge) {
-			s.r.b.Stats.TooLargeForClient.Add(1)
-			delete(s.inflight, d.pk.PacketID)
-			s.r.inflight.Add(-1)
-			s.drop(d)
-		}
+		s.send(d, pk)
 	}
 	for s.cl != nil && !s.cl.Closed() && len(s.queue) > 0 && len(s.resend) == 0 && s.sent() < s.quota {
 		d := s.queue[0]
@@ -313,23 +310,37 @@ func (s *session) pump() {
 		s.inflight[id] = d
 		s.r.inflight.Add(1)
 		s.store(d)
-		if err := s.write(d.pk); errors.Is(err, packets.ErrPacketTooLarge) {
-			s.r.b.Stats.TooLargeForClient.Add(1)
-			delete(s.inflight, id)
-			s.r.inflight.Add(-1)
-			s.drop(d)
-		}
+		s.send(d, d.pk)
+	}
+}
+
+// send writes pk, the PUBLISH of d in flight; one the client's Maximum
+// Packet Size refuses is taken out of flight and dropped. mu is held.
+func (s *session) send(d *delivery, pk packets.Packet) {
+	if errors.Is(s.write(pk), packets.ErrPacketTooLarge) {
+		s.unflight(d)
+		s.drop(d)
 	}
 }
 
 // write writes pk to the connection. A packet over the client's Maximum
-// Packet Size is not sent [MQTT-3.1.2-24]; ErrPacketTooLarge says so.
+// Packet Size is not sent [MQTT-3.1.2-24], and counted; ErrPacketTooLarge
+// says so.
 func (s *session) write(pk packets.Packet) error {
 	err := s.cl.WritePacket(pk)
-	if errors.Is(err, packets.ErrPacketTooLarge) && pk.FixedHeader.Qos == 0 {
+	if errors.Is(err, packets.ErrPacketTooLarge) {
 		s.r.b.Stats.TooLargeForClient.Add(1)
 	}
 	return err
+}
+
+// unflight takes d out of flight; mu is held.
+func (s *session) unflight(d *delivery) {
+	delete(s.inflight, d.pk.PacketID)
+	s.r.inflight.Add(-1)
+	if i := slices.Index(s.resend, d); i >= 0 {
+		s.resend = slices.Delete(s.resend, i, i+1)
+	}
 }
 
 // allocID returns a packet id no message in flight holds.
@@ -358,7 +369,7 @@ func (s *session) drop(d *delivery) {
 }
 
 // acked handles the client's answer to a delivery: PUBACK, PUBREC or
-// PUBCOMP. It reports whether the packet was one.
+// PUBCOMP.
 func (s *session) acked(cl *mqtt.Client, pk packets.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -396,11 +407,7 @@ func (s *session) acked(cl *mqtt.Client, pk packets.Packet) {
 	default:
 		return
 	}
-	delete(s.inflight, pk.PacketID)
-	s.r.inflight.Add(-1)
-	if i := slices.Index(s.resend, d); i >= 0 {
-		s.resend = slices.Delete(s.resend, i, i+1)
-	}
+	s.unflight(d)
 	s.drop(d)
 	s.progress = time.Now()
 	if s.r.onAck != nil {
@@ -437,19 +444,9 @@ func (s *session) attach(cl *mqtt.Client, present, persistent bool, limit int) b
 	for _, d := range s.inflight {
 		s.resend = append(s.resend, d)
 	}
-	slices.SortFunc(s.resend, func(a, b *delivery) int { return cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(s.resend, func(a, b *delivery) int { return cmp.Compare(a.seq, b.seq) })
 	s.pump()
 	return true
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // detach notes that cl, the session's connection, has ended.
@@ -475,9 +472,8 @@ func (s *session) detach(cl *mqtt.Client) {
 
 // reset drops everything the session holds; mu is held.
 func (s *session) reset() {
-	for id, d := range s.inflight {
-		delete(s.inflight, id)
-		s.r.inflight.Add(-1)
+	for _, d := range s.inflight {
+		s.unflight(d)
 		s.drop(d)
 	}
 	for _, d := range s.queue {
@@ -596,10 +592,16 @@ func (r *router) endIf(id string, cl *mqtt.Client) {
 	r.mu.Unlock()
 	if ok {
 		s.mu.Lock()
-		s.reset()
-		s.gone = true
+		s.finish()
 		s.mu.Unlock()
 	}
+}
+
+// finish ends the session: it holds nothing, and takes nothing more; mu
+// is held.
+func (s *session) finish() {
+	s.reset()
+	s.gone = true
 }
 
 // connected reports whether a connection other than old has the session.
@@ -624,7 +626,6 @@ func (r *router) endForgotten(s *session) bool {
 		return false
 	}
 	delete(r.sessions, s.id)
-	s.reset()
-	s.gone = true
+	s.finish()
 	return true
 }

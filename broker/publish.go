@@ -243,10 +243,8 @@ func (h *hook) sendRetained(cl *mqtt.Client) {
 	if c == nil {
 		return
 	}
-	c.subMu.Lock()
 	granted, existed := c.granted, c.subscribing
 	c.granted, c.subscribing = nil, nil
-	c.subMu.Unlock()
 	now := time.Now().Unix()
 	for _, sub := range granted {
 		if mqtt.IsSharedFilter(sub.Filter) || sub.RetainHandling == 2 || (sub.RetainHandling == 1 && existed[sub.Filter]) {
@@ -337,7 +335,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 			h.wills.publish(pk)
 		}
 	}
-	return mqtt.Will{TopicName: willSink, Payload: []byte{0}}, nil
+	return mqtt.Will{TopicName: willSink}, nil
 }
 
 func (w *wills) publish(pk packets.Packet) {

@@ -15,48 +15,21 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
-	"golang.org/x/crypto/bcrypt"
-
 	"hearth"
 	"hearth/broker"
 	"hearth/internal/mqtttest"
 )
 
 // testUsers are the users of every end-to-end test; each one's password
-// is "pw-" + name.
-var testUsers = []struct{ name, role string }{
-	{"mum", "admin"}, {"dad", "member"}, {"kid", "member"}, {"kitchen", "device"},
-}
+// is password(name).
+var testUsers = []mqtttest.User{{Name: "mum", Role: "admin"}, {Name: "dad", Role: "member"}, {Name: "kid", Role: "member"}, {Name: "kitchen", Role: "device"}}
 
-var (
-	hashOnce sync.Once
-	hashes   = map[string]string{}
-)
-
-func password(user string) string { return "pw-" + user }
+var password = mqtttest.Password
 
 // testConfig returns a config on 127.0.0.1:0 ports with data in dir.
 func testConfig(t *testing.T, dir string) hearth.Config {
 	t.Helper()
-	hashOnce.Do(func() {
-		for _, u := range testUsers {
-			h, err := bcrypt.GenerateFromPassword([]byte(password(u.name)), bcrypt.MinCost)
-			if err != nil {
-				panic(err)
-			}
-			hashes[u.name] = string(h)
-		}
-	})
-	var b strings.Builder
-	fmt.Fprintf(&b, "data_dir: %q\nhttp: {addr: \"127.0.0.1:0\"}\nmqtt: {addr: \"127.0.0.1:0\", publish_rate: 0}\nusers:\n", dir)
-	for _, u := range testUsers {
-		fmt.Fprintf(&b, "  - {name: %s, role: %s, password_hash: %q}\n", u.name, u.role, hashes[u.name])
-	}
-	b.WriteString(`rooms:
-  - {name: family, title: Family, members: ["*"], readers: [kitchen]}
-  - {name: parents, title: Parents, members: [mum, dad]}
-`)
-	cfg, err := hearth.ParseConfig(strings.NewReader(b.String()))
+	cfg, err := hearth.ParseConfig(strings.NewReader(mqtttest.ConfigYAML(dir, testUsers)))
 	if err != nil {
 		t.Fatalf("test config: %v", err)
 	}
