@@ -3,7 +3,7 @@ GO  ?= go
 BIN := bin/hearth
 WEB := webclient
 
-.PHONY: run build web test vet fuzz soak clean
+.PHONY: run build web test vet fuzz soak bench clean
 
 run: build
 	./$(BIN) serve -config config.yaml
@@ -38,6 +38,14 @@ soak: web
 	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestBurstToSmallReceiveMaximum' ./cmd/hearth
 	HEARTH_BURST_EACH=10000 $(GO) test -count=1 -timeout 30m -v -run 'TestConformance/burst' ./broker
 	$(GO) test -race -count=$(SOAKCOUNT) -run 'TestPublishingSubscriber' ./cmd/hearth
+
+# hearth against Debian's mosquitto, side by side (README: Performance);
+# BENCHFLAGS passes flags to cmd/hearthbench, e.g. BENCHFLAGS="-rounds 5".
+BENCHFLAGS ?=
+bench: build
+	$(GO) build -o bin/hearthbench ./cmd/hearthbench
+	./bin/hearthbench -hearth $(BIN) $(BENCHFLAGS)
+	$(GO) test -run XXX -bench . -benchtime 2s ./history ./broker .
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(WEB)/node_modules/*'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
