@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -41,7 +42,13 @@ type options struct {
 	latencyFor                time.Duration
 	idle, perProc             int
 	historyFill, pages        int
+	only                      map[string]bool
 }
+
+// workloads are the names -only takes.
+var workloads = []string{"idle", "burst", "latency", "history"}
+
+func (o options) does(w string) bool { return len(o.only) == 0 || o.only[w] }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var o options
@@ -58,8 +65,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.perProc, "per-node", 2500, "idle clients per Node process")
 	fs.IntVar(&o.historyFill, "history", 1000000, "messages in hearth's room for the history pages")
 	fs.IntVar(&o.pages, "pages", 2000, "history pages of 50 asked for over HTTP")
+	only := fs.String("only", "", "run only these workloads (comma-separated: "+strings.Join(workloads, ",")+"); default all")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, w := range strings.Split(*only, ",") {
+			if !slices.Contains(workloads, w) {
+				return fmt.Errorf("-only: no workload %q", w)
+			}
+			o.only[w] = true
+		}
 	}
 	if o.rounds < 1 || o.pubs < 1 || o.each < 1 || o.rate < 1 || o.idle < 1 || o.perProc < 1 || o.historyFill < 100 || o.pages < 1 {
 		return errors.New("-rounds, -publishers, -messages, -rate, -idle, -per-node and -pages must be at least 1, -history at least 100")
@@ -103,7 +120,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			f := &m
 			if name == "hearth" {
 				f = &h
-				b, err = startHearth(ctx, o.hearth, bdir, o.historyFill)
+				fill := o.historyFill
+				if !o.does("history") {
+					fill = 0
+				}
+				b, err = startHearth(ctx, o.hearth, bdir, fill)
 			} else {
 				b, err = startMosquitto(ctx, o.mosquitto, bdir)
 			}
@@ -142,38 +163,46 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func (f *figures) measure(ctx context.Context, tl tools, b *broker, o options, round int) error {
 	tag := fmt.Sprintf("r%d-%d", round, time.Now().UnixNano())
 	f.start = append(f.start, ms(b.start))
-	br, err := tl.burst(ctx, b, tag+"-burst", o.pubs, o.each)
-	if err != nil {
-		return fmt.Errorf("chat burst: %w", err)
+	// Idle clients first, on a fresh process: memory a burst left behind
+	// would otherwise take them in.
+	if o.does("idle") {
+		ir, err := tl.idle(ctx, b, tag+"-idle", o.idle, o.perProc)
+		if err != nil {
+			return fmt.Errorf("idle clients: %w", err)
+		}
+		f.lost += ir.missed
+		if ir.missed > 0 {
+			return fmt.Errorf("idle clients: %d of %d did not get the message", ir.missed, ir.clients)
+		}
+		f.perClient = append(f.perClient, float64(ir.perClient)/1024)
+		f.reachAll = append(f.reachAll, ms(ir.reachAll))
 	}
-	f.delivered = append(f.delivered, br.delivered)
-	f.lost += br.lost + br.doubled + br.lostArch + br.dblArch
-	if b.http != "" {
-		f.archived = append(f.archived, br.archived)
+	if o.does("burst") {
+		br, err := tl.burst(ctx, b, tag+"-burst", o.pubs, o.each)
+		if err != nil {
+			return fmt.Errorf("chat burst: %w", err)
+		}
+		f.delivered = append(f.delivered, br.delivered)
+		f.lost += br.lost + br.doubled + br.lostArch + br.dblArch
+		if b.http != "" {
+			f.archived = append(f.archived, br.archived)
+		}
+		if br.lost+br.doubled+br.lostArch+br.dblArch > 0 {
+			return fmt.Errorf("chat burst: %d lost, %d doubled live; %d lost, %d doubled in the archive", br.lost, br.doubled, br.lostArch, br.dblArch)
+		}
 	}
-	if br.lost+br.doubled+br.lostArch+br.dblArch > 0 {
-		return fmt.Errorf("chat burst: %d lost, %d doubled live; %d lost, %d doubled in the archive", br.lost, br.doubled, br.lostArch, br.dblArch)
+	if o.does("latency") {
+		lr, err := tl.latency(ctx, b, tag+"-lat", o.rate, o.latencyFor)
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+		f.lost += lr.lost + lr.doubled
+		if lr.lost+lr.doubled > 0 {
+			return fmt.Errorf("latency: %d of %d lost, %d doubled", lr.lost, lr.n, lr.doubled)
+		}
+		f.p50, f.p99 = append(f.p50, ms(lr.p50)), append(f.p99, ms(lr.p99))
 	}
-	lr, err := tl.latency(ctx, b, tag+"-lat", o.rate, o.latencyFor)
-	if err != nil {
-		return fmt.Errorf("latency: %w", err)
-	}
-	f.lost += lr.lost + lr.doubled
-	if lr.lost+lr.doubled > 0 {
-		return fmt.Errorf("latency: %d of %d lost, %d doubled", lr.lost, lr.n, lr.doubled)
-	}
-	f.p50, f.p99 = append(f.p50, ms(lr.p50)), append(f.p99, ms(lr.p99))
-	ir, err := tl.idle(ctx, b, tag+"-idle", o.idle, o.perProc)
-	if err != nil {
-		return fmt.Errorf("idle clients: %w", err)
-	}
-	f.lost += ir.missed
-	if ir.missed > 0 {
-		return fmt.Errorf("idle clients: %d of %d did not get the message", ir.missed, ir.clients)
-	}
-	f.perClient = append(f.perClient, float64(ir.perClient)/1024)
-	f.reachAll = append(f.reachAll, ms(ir.reachAll))
-	if b.http != "" {
+	if b.http != "" && o.does("history") {
 		pr, err := pages(ctx, b, o.pages, o.historyFill)
 		if err != nil {
 			return err
