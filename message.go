@@ -35,13 +35,21 @@ type Message struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 }
 
-// Receipt is published to users/{sender}/receipts once a message of that
-// sender is archived, and again for every duplicate of it.
+// Receipt is published to users/{sender}/receipts after each archive
+// commit that held messages of that sender: one per room, listing each of
+// them (a list longer than a message may be is split over several
+// receipts). A duplicate is listed again, with the seq and time of the copy
+// already stored.
 type Receipt struct {
-	ID   string `json:"id"`
-	Room string `json:"room"`
-	Seq  uint64 `json:"seq"`
-	At   int64  `json:"at"`
+	Room  string        `json:"room"`
+	Items []ReceiptItem `json:"items"`
+}
+
+// ReceiptItem is one archived message of a Receipt.
+type ReceiptItem struct {
+	ID  string `json:"id"`
+	Seq uint64 `json:"seq"`
+	At  int64  `json:"at"`
 }
 
 // Presence is what the server publishes, retained, on presence/{user}

@@ -38,9 +38,14 @@ type Config struct {
 	SessionExpiry time.Duration // how long the broker keeps the session while the bridge is away; default 24h
 	BatchMax      int           // most messages in one commit; default 256
 	BatchWait     time.Duration // longest wait for more messages before a commit; default 2ms
+	// MaxReceiptBytes is the largest receipt payload the broker takes
+	// (hearth's mqtt.max_message_bytes); default 16384. A longer list of
+	// items is split over several receipts.
+	MaxReceiptBytes int
 }
 
-const receiptWorkers = 64
+// receiptWorkers publish receipts in parallel, each waiting for its PUBACK.
+const receiptWorkers = 8
 
 // Stats counts the bridge's work. Fields are updated atomically.
 type Stats struct {
@@ -99,6 +104,9 @@ func New(cfg Config, archive Archive, log *slog.Logger) (*Bridge, error) {
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 2 * time.Millisecond
+	}
+	if cfg.MaxReceiptBytes <= 0 {
+		cfg.MaxReceiptBytes = 16384
 	}
 	return &Bridge{
 		cfg:      cfg,
@@ -347,14 +355,53 @@ func (b *Bridge) commit(ctx context.Context, batch []item) bool {
 		} else {
 			b.Stats.Archived.Add(1)
 		}
-		payload, _ := json.Marshal(res[i].Receipt)
+	}
+	for _, job := range receiptsOf(res, b.cfg.MaxReceiptBytes) {
 		select {
-		case b.receipts <- receiptJob{to: res[i].From, payload: payload}:
+		case b.receipts <- job:
 		case <-ctx.Done():
 			return false
 		}
 	}
 	return true
+}
+
+// receiptsOf groups one commit's results into receipts: one for each
+// sender and room, in the order of their first message, each payload at
+// most limit bytes (a longer list is split).
+func receiptsOf(res []history.Appended, limit int) []receiptJob {
+	type key struct{ from, room string }
+	var order []key
+	groups := map[key][]hearth.ReceiptItem{}
+	for _, r := range res {
+		k := key{r.From, r.Room}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r.ReceiptItem)
+	}
+	var jobs []receiptJob
+	for _, k := range order {
+		items := groups[k]
+		for len(items) > 0 {
+			// The largest prefix that fits; one item always goes, whatever
+			// its size (limit is far above one item's).
+			n := len(items)
+			payload := receiptPayload(k.room, items[:n])
+			for n > 1 && len(payload) > limit {
+				n = max(1, n*limit/len(payload)) // fewer, by the ratio
+				payload = receiptPayload(k.room, items[:n])
+			}
+			jobs = append(jobs, receiptJob{to: k.from, payload: payload})
+			items = items[n:]
+		}
+	}
+	return jobs
+}
+
+func receiptPayload(room string, items []hearth.ReceiptItem) []byte {
+	payload, _ := json.Marshal(hearth.Receipt{Room: room, Items: items})
+	return payload
 }
 
 // receiptLoop publishes receipts at QoS 1 on the receipts connection. A

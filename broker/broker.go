@@ -177,6 +177,12 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	// No cap on a publisher's Message Expiry Interval: hearth applies it
 	// as given (outbound.go), and chat messages have theirs removed.
 	caps.MaximumMessageExpiryInterval = 0
+	// mochi's queue of unwritten packets is a channel of this many per
+	// client, made with the client. hearth writes its deliveries itself
+	// (outbound.go), so the queue only carries what mochi publishes on
+	// its own ($SYS): a few entries, where the default 8,192 cost 64 KB
+	// for every connection.
+	caps.MaximumClientWritesPending = 16
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,

@@ -39,6 +39,9 @@ func newWSListener(id string, allowedOrigins []string, readLimit int64, log *slo
 		Subprotocols:     []string{"mqtt"},
 		CheckOrigin:      l.checkOrigin,
 		HandshakeTimeout: 10 * time.Second,
+		// A write buffer only while a frame is written: an idle
+		// connection holds none.
+		WriteBufferPool: &sync.Pool{},
 	}
 	return l
 }

@@ -43,11 +43,12 @@ type Store struct {
 	db *bolt.DB
 }
 
-// Appended is the outcome of archiving one message: its receipt, its sender,
-// and whether it had already been archived (then the receipt carries the
-// stored copy's Seq and At).
+// Appended is the outcome of archiving one message: its item of the
+// sender's receipt, its room and sender, and whether it had already been
+// archived (then the item carries the stored copy's Seq and At).
 type Appended struct {
-	hearth.Receipt
+	hearth.ReceiptItem
+	Room      string
 	From      string
 	Duplicate bool
 }
@@ -344,9 +345,10 @@ func (rb *roomBuckets) append(m hearth.Message, now int64) (Appended, error) {
 
 func appended(m hearth.Message, dup bool) Appended {
 	return Appended{
-		Receipt:   hearth.Receipt{ID: m.ID, Room: m.Room, Seq: m.Seq, At: m.At},
-		From:      m.From,
-		Duplicate: dup,
+		ReceiptItem: hearth.ReceiptItem{ID: m.ID, Seq: m.Seq, At: m.At},
+		Room:        m.Room,
+		From:        m.From,
+		Duplicate:   dup,
 	}
 }
 

@@ -97,7 +97,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		return nil, fmt.Errorf("listen http.addr %s: %w", cfg.HTTP.Addr, err)
 	}
 
-	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms()}
+	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms(), MaxReceiptBytes: cfg.MQTT.MaxMessageBytes}
 	if cfg.Bridge.BrokerURL == "" {
 		bcfg.URL, bcfg.Username, bcfg.Password = a.broker.BridgeEndpoint()
 	} else {

@@ -200,6 +200,28 @@ func (cl *client) publish(topic string, qos byte, retain bool, payload string) b
 }
 
 // next waits for the next message on topic (others are skipped).
+// receipts reads the user's receipts until they confirm n messages, and
+// returns their items by message id. It fails on a receipt that is not
+// for room, and on an id confirmed twice.
+func (cl *client) receipts(user, room string, n int) map[string]hearth.ReceiptItem {
+	cl.t.Helper()
+	items := map[string]hearth.ReceiptItem{}
+	for len(items) < n {
+		var r hearth.Receipt
+		p := cl.next(hearth.ReceiptsTopic(user))
+		if err := json.Unmarshal(p.Payload, &r); err != nil || r.Room != room || len(r.Items) == 0 {
+			cl.t.Fatalf("receipt %s (%v), want items of room %s", p.Payload, err, room)
+		}
+		for _, it := range r.Items {
+			if _, dup := items[it.ID]; dup {
+				cl.t.Fatalf("receipt %s confirms %s again", p.Payload, it.ID)
+			}
+			items[it.ID] = it
+		}
+	}
+	return items
+}
+
 func (cl *client) next(topic string) *paho.Publish {
 	cl.t.Helper()
 	timeout := time.After(5 * time.Second)

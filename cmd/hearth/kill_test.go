@@ -205,9 +205,11 @@ func (o *outbox) send(ctx context.Context, t *testing.T, addr string) {
 				var r hearth.Receipt
 				if json.Unmarshal(pr.Packet.Payload, &r) == nil {
 					o.mu.Lock()
-					if _, ok := o.pending[r.ID]; ok {
-						delete(o.pending, r.ID)
-						o.receipt[r.ID] = r.Seq
+					for _, it := range r.Items {
+						if _, ok := o.pending[it.ID]; ok {
+							delete(o.pending, it.ID)
+							o.receipt[it.ID] = it.Seq
+						}
 					}
 					o.mu.Unlock()
 				}

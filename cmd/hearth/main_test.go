@@ -37,12 +37,9 @@ func TestLiveDeliveryArchiveAndReceipt(t *testing.T) {
 	if err := json.Unmarshal(got.Payload, &p); err != nil || p.ID != "k1" || p.Text != "dinner at 7?" {
 		t.Fatalf("kitchen got %s (%v)", got.Payload, err)
 	}
-	var rc hearth.Receipt
-	if err := json.Unmarshal(kid.next("users/kid/receipts").Payload, &rc); err != nil {
-		t.Fatal(err)
-	}
-	if rc.ID != "k1" || rc.Room != "family" || rc.Seq != 1 || rc.At == 0 {
-		t.Fatalf("receipt %+v, want id k1 room family seq 1", rc)
+	rc, ok := kid.receipts("kid", "family", 1)["k1"]
+	if !ok || rc.Seq != 1 || rc.At == 0 {
+		t.Fatalf("receipt %+v, want id k1 seq 1", rc)
 	}
 	waitFor(t, "mosquitto_sub to print the message", 5*time.Second, func() bool { return len(dadSub.Lines()) > 0 })
 
@@ -264,9 +261,7 @@ func TestDuplicateGetsItsReceiptAgain(t *testing.T) {
 	var seqs []uint64
 	for i := range 3 {
 		kid.publish("rooms/family/messages/kid", 1, false, msg("same", fmt.Sprint("try ", i)))
-		var r hearth.Receipt
-		json.Unmarshal(kid.next("users/kid/receipts").Payload, &r)
-		seqs = append(seqs, r.Seq)
+		seqs = append(seqs, kid.receipts("kid", "family", 1)["same"].Seq)
 	}
 	if !slices.Equal(seqs, []uint64{1, 1, 1}) {
 		t.Fatalf("receipt seqs %v, want [1 1 1]", seqs)
@@ -279,9 +274,7 @@ func TestDuplicateGetsItsReceiptAgain(t *testing.T) {
 	dad := mustDial(t, app.MQTTAddr(), "dad", connectOpts{})
 	dad.subscribe("users/dad/receipts")
 	dad.publish("rooms/family/messages/dad", 1, false, msg("same", "dad's"))
-	var r hearth.Receipt
-	json.Unmarshal(dad.next("users/dad/receipts").Payload, &r)
-	if r.Seq != 2 {
+	if r := dad.receipts("dad", "family", 1)["same"]; r.Seq != 2 {
 		t.Fatalf("dad's receipt seq %d, want 2", r.Seq)
 	}
 }
@@ -297,7 +290,7 @@ func TestRestartKeepsHistoryAndSeq(t *testing.T) {
 	kid.subscribe("users/kid/receipts")
 	for i := range 3 {
 		kid.publish("rooms/family/messages/kid", 1, false, msg(fmt.Sprint("r", i), "before"))
-		kid.next("users/kid/receipts")
+		kid.receipts("kid", "family", 1)
 	}
 	kid.close()
 	if err := app.Close(t.Context()); err != nil {
@@ -316,13 +309,8 @@ func TestRestartKeepsHistoryAndSeq(t *testing.T) {
 	kid2.subscribe("users/kid/receipts")
 	kid2.publish("rooms/family/messages/kid", 1, false, msg("r0", "again"))
 	kid2.publish("rooms/family/messages/kid", 1, false, msg("r3", "after"))
-	seqs := map[string]uint64{}
-	for range 2 {
-		var r hearth.Receipt
-		json.Unmarshal(kid2.next("users/kid/receipts").Payload, &r)
-		seqs[r.ID] = r.Seq
-	}
-	if seqs["r0"] != 1 || seqs["r3"] != 4 {
+	seqs := kid2.receipts("kid", "family", 2)
+	if seqs["r0"].Seq != 1 || seqs["r3"].Seq != 4 {
 		t.Fatalf("after restart: receipts %v, want r0:1 (the duplicate) and r3:4", seqs)
 	}
 	h := readHistory(t, app2, "kid", "family", "")

@@ -125,10 +125,14 @@ func (tl tools) watchReceipts(ctx context.Context, b *broker, t *tally) (*client
 // receiptIDs reads the message ids a receipt confirms.
 func receiptIDs(line string) []string {
 	var r hearth.Receipt
-	if json.Unmarshal([]byte(line), &r) != nil || r.ID == "" {
+	if json.Unmarshal([]byte(line), &r) != nil {
 		return nil
 	}
-	return []string{r.ID}
+	ids := make([]string, len(r.Items))
+	for i, it := range r.Items {
+		ids[i] = it.ID
+	}
+	return ids
 }
 
 // warmUp publishes a warm-up message through pub until every tally has

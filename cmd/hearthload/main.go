@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"hearth"
 )
 
 func main() {
@@ -145,9 +147,11 @@ func load(c config) (*result, error) {
 	}
 	defer watcher.Disconnect(&paho.Disconnect{})
 	receipts, err := dial(ctx, c.addr, c.user, c.password, "load-receipts-"+run, func(p *paho.Publish) {
-		var r struct{ ID string }
+		var r hearth.Receipt
 		if json.Unmarshal(p.Payload, &r) == nil {
-			tr.see(tr.receipt, r.ID, tr.receiptDone, &tr.lastReceipt)
+			for _, it := range r.Items {
+				tr.see(tr.receipt, it.ID, tr.receiptDone, &tr.lastReceipt)
+			}
 		}
 	})
 	if err != nil {

@@ -783,22 +783,31 @@ export class Chat {
     }
   }
 
+  // A receipt lists the messages of ours that one commit archived in one
+  // room: {"room":..,"items":[{"id":..,"seq":..,"at":..}]}.
   onReceipt(data) {
-    const { id, room, seq, at } = data;
-    if (typeof id !== "string" || !Number.isInteger(seq)) return;
-    this.receipts.set(id, { seq, at });
-    if (this.receipts.size > 500) this.receipts.delete(this.receipts.keys().next().value);
-    this.store.removeOutbox(id);
-    this.tries.delete(id);
+    const { room, items } = data;
+    if (typeof room !== "string" || !Array.isArray(items)) return;
     const r = this.rooms.get(room);
-    if (r && seq > (r.last_seq || 0)) r.last_seq = seq;
-    if (room === this.current && this.view) {
-      this.view.list.update(id, { seq, at, status: "saved" });
-      this.markRead();
-    } else if (r && this.store.lastRead(room) >= seq - 1) {
-      this.store.markRead(room, seq); // our own message does not make the room unread
+    let shown = false;
+    for (const item of items) {
+      const { id, seq, at } = item || {};
+      if (typeof id !== "string" || !Number.isInteger(seq)) continue;
+      this.receipts.set(id, { seq, at });
+      if (this.receipts.size > 500) this.receipts.delete(this.receipts.keys().next().value);
+      this.store.removeOutbox(id);
+      this.tries.delete(id);
+      if (r && seq > (r.last_seq || 0)) r.last_seq = seq;
+      if (room === this.current && this.view) {
+        this.view.list.update(id, { seq, at, status: "saved" });
+        shown = true;
+      } else if (r && this.store.lastRead(room) >= seq - 1) {
+        this.store.markRead(room, seq); // our own message does not make the room unread
+      }
     }
+    if (shown) this.markRead();
   }
+
 
   // ------------------------------------------------------------------
   // Sending and the outbox
