@@ -59,10 +59,15 @@ func (g *archiveGate) bridgeSubscribed() {
 }
 
 // wait holds the caller while the archive is behind, for at most max. It
-// reports whether the archive has room.
-func (g *archiveGate) wait(max time.Duration) bool {
+// reports whether the archive has room. Before it holds the caller, it
+// calls blocking (if not nil): a read loop lets go of the connections
+// whose writes it gathers, the bridge's among them.
+func (g *archiveGate) wait(max time.Duration, blocking func()) bool {
 	if !g.behind() {
 		return true
+	}
+	if blocking != nil {
+		blocking()
 	}
 	timeout := time.NewTimer(max)
 	defer timeout.Stop()

@@ -346,7 +346,7 @@ func (b *Broker) Publish(user, topic string, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if kind == hearth.TopicMessage && !b.hook.archive.wait(archiveMaxWait) {
+	if kind == hearth.TopicMessage && !b.hook.archive.wait(archiveMaxWait, nil) {
 		b.Stats.ArchiveBusy.Add(1)
 		return ErrBusy
 	}

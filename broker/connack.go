@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -22,27 +23,47 @@ import (
 // It never lets a write wait for the client. mochi writes while it holds
 // the client's lock, and publishers take that lock to give a delivery to
 // the client a packet id: a client that stopped reading held up everyone
-// who published to it. Writes go to a backlog instead, which a goroutine
-// of its own writes out. A client whose socket takes no bytes for
-// writeTimeout, or whose backlog passes maxBacklog, is disconnected as
-// stuck (stuck is called). mochi's keepalive deadline (SetDeadline) then
-// applies to reads only: a client that keeps pinging but never reads
-// would otherwise keep its connection, and what is queued for it.
+// who published to it. A write that the socket takes at once (a plain TCP
+// socket with room in its send buffer) is made in the caller, without
+// waiting; the rest goes to a backlog, which a goroutine started for it
+// writes out, several packets at a time, and which ends when the backlog
+// is empty, so an idle connection holds neither a goroutine nor a buffer
+// for writing.
+//
+// Writes are gathered while a read loop works through what it has read:
+// the connection's own (its PUBACKs, and what its PUBACKs release), and
+// what a publisher's read loop delivers to it. Such a read loop holds the
+// connection (hold); the writes wait in the backlog until every holder
+// has let go (flush), which each does as it goes back to its socket for
+// more, before it waits for the archive, and when it ends. A burst thus
+// goes out several packets to a syscall, and a lone message at once.
+//
+// A client whose socket takes no bytes for writeTimeout, or
+// whose backlog passes maxBacklog, is disconnected as stuck (stuck is
+// called). mochi's keepalive deadline (SetDeadline) then applies to reads
+// only: a client that keeps pinging but never reads would otherwise keep
+// its connection, and what is queued for it.
 type clientConn struct {
 	net.Conn
+	raw          syscall.RawConn // for writes that must not wait; nil unless plain TCP
 	writeTimeout time.Duration
 	maxBacklog   int
 	stuck        func()
 	state        conn // hearth's state of the connection (hook.go)
 
 	mu        sync.Mutex
-	wake      *sync.Cond // on mu: the writer has work, or is to stop
 	connacked bool
 	held      []byte // written before the CONNACK
 	backlog   []byte // written by mochi, not yet to the socket
+	writing   bool   // the backlog's writer runs
+	holds     int    // read loops that gather writes to it (hold)
 	err       error  // why writes fail now
 	closing   bool
-	done      chan struct{} // the writer has stopped and closed the socket
+	closed    bool          // the socket is closed
+	done      chan struct{} // closed with the socket
+
+	holdMu  sync.Mutex
+	holding map[*clientConn]struct{} // the connections its read loop holds, itself included
 }
 
 // writeChunk is how much goes to the socket at once: the write timeout
@@ -56,12 +77,17 @@ const closeGrace = time.Second
 
 var errStuck = errors.New("client stopped reading: disconnected")
 
+// backlogs are spare backlog buffers: a connection holds one only while
+// it has something to write.
+var backlogs = sync.Pool{New: func() any { return new([]byte) }}
+
 // newClientConn wraps c. maxBacklog bounds what waits for the socket;
 // one write is taken into an empty backlog whatever its size.
 func newClientConn(c net.Conn, writeTimeout time.Duration, maxBacklog int, stuck func()) *clientConn {
 	cc := &clientConn{Conn: c, writeTimeout: writeTimeout, maxBacklog: maxBacklog, stuck: stuck, done: make(chan struct{})}
-	cc.wake = sync.NewCond(&cc.mu)
-	go cc.writer()
+	if tc, ok := c.(*net.TCPConn); ok {
+		cc.raw, _ = tc.SyscallConn()
+	}
 	return cc
 }
 
@@ -89,12 +115,110 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		c.fail(errStuck)
 		return 0, c.err
 	}
+	if !c.writing && c.holds == 0 && c.raw != nil {
+		p = p[c.writeNow(p):]
+		if len(p) == 0 {
+			return n, nil
+		}
+	}
+	if c.backlog == nil {
+		c.backlog = (*backlogs.Get().(*[]byte))[:0]
+	}
 	c.backlog = append(c.backlog, p...)
-	c.wake.Broadcast()
+	if c.holds == 0 {
+		c.startWriting()
+	}
 	return n, nil
 }
 
-// fail makes every later write fail with err, stops the writer and ends
+// startWriting has the backlog written out: what the socket takes at
+// once, then the rest by a writer; mu is held.
+func (c *clientConn) startWriting() {
+	if c.writing || len(c.backlog) == 0 || c.err != nil {
+		return
+	}
+	if c.raw != nil {
+		n := c.writeNow(c.backlog)
+		if n == len(c.backlog) {
+			c.release()
+			return
+		}
+		c.backlog = append(c.backlog[:0], c.backlog[n:]...)
+	}
+	c.writing = true
+	go c.writer()
+}
+
+// Read reads for mochi's read loop. Before it waits for the socket, the
+// read loop lets go of what it held; once bytes come, it holds its own
+// connection while mochi works through them.
+func (c *clientConn) Read(p []byte) (int, error) {
+	c.flush()
+	n, err := c.Conn.Read(p)
+	if n > 0 && err == nil {
+		c.hold(c)
+	}
+	return n, err
+}
+
+// hold gathers t's writes until c's read loop flushes.
+func (c *clientConn) hold(t *clientConn) {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	if _, ok := c.holding[t]; ok {
+		return
+	}
+	if c.holding == nil {
+		c.holding = map[*clientConn]struct{}{}
+	}
+	c.holding[t] = struct{}{}
+	t.mu.Lock()
+	t.holds++
+	t.mu.Unlock()
+}
+
+// flush lets go of every connection c's read loop holds, and has what
+// they gathered written.
+func (c *clientConn) flush() {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	for t := range c.holding {
+		t.mu.Lock()
+		t.holds--
+		if t.holds == 0 {
+			t.startWriting()
+		}
+		t.mu.Unlock()
+	}
+	if len(c.holding) > 64 {
+		c.holding = nil // a fan-out to many: do not keep its map
+	} else {
+		clear(c.holding)
+	}
+}
+
+// writeNow writes what the socket takes of p without waiting, and returns
+// how much that was; mu is held, and no writer runs. An error is left to
+// the writer, which meets it again.
+func (c *clientConn) writeNow(p []byte) int {
+	done := 0
+	_ = c.raw.Write(func(fd uintptr) bool {
+		for done < len(p) {
+			n, err := syscall.Write(int(fd), p[done:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if n <= 0 || err != nil {
+				break
+			}
+			done += n
+		}
+		return true // never wait
+	})
+	return done
+}
+
+// fail makes every later write fail with err, drops the backlog and ends
 // the connection (mochi's read loop sees its socket closed); mu is held.
 func (c *clientConn) fail(err error) {
 	if c.err != nil {
@@ -104,44 +228,73 @@ func (c *clientConn) fail(err error) {
 	if errors.Is(err, errStuck) && c.stuck != nil {
 		c.stuck()
 	}
-	c.backlog = nil
-	c.wake.Broadcast()
+	c.release()
 	_ = c.Conn.SetReadDeadline(time.Now()) // mochi's read loop ends at once
+	if !c.writing {
+		c.closeSocket() // else the writer does, as it stops
+	}
 }
 
-// writer writes the backlog out until the connection fails or closes,
-// then closes the socket.
+// release gives the backlog's buffer back; mu is held.
+func (c *clientConn) release() {
+	if c.backlog != nil && cap(c.backlog) <= writeChunk {
+		b := c.backlog[:0]
+		backlogs.Put(&b)
+	}
+	c.backlog = nil
+}
+
+// writer writes the backlog out until it is empty, the connection fails,
+// or it closes; the socket of a failed or closing connection is closed
+// when the writer stops.
 func (c *clientConn) writer() {
-	defer close(c.done)
-	defer c.Conn.Close()
+	var out []byte
 	for {
 		c.mu.Lock()
-		for len(c.backlog) == 0 && !c.closing && c.err == nil {
-			c.wake.Wait()
+		if out != nil && c.backlog == nil && c.err == nil {
+			c.backlog = out[:0] // keep the buffer while writes come
+		} else if out != nil && cap(out) <= writeChunk {
+			b := out[:0]
+			backlogs.Put(&b)
 		}
 		if c.err != nil || len(c.backlog) == 0 {
+			c.writing = false
+			c.release()
+			if c.closing || c.err != nil {
+				c.closeSocket()
+			}
 			c.mu.Unlock()
 			return
 		}
-		out := c.backlog
+		out = c.backlog
 		c.backlog = nil
 		c.mu.Unlock()
 
-		for len(out) > 0 {
-			n := min(len(out), writeChunk)
+		for rest := out; len(rest) > 0; {
+			n := min(len(rest), writeChunk)
 			c.setWriteDeadline()
-			if _, err := c.Conn.Write(out[:n]); err != nil {
+			if _, err := c.Conn.Write(rest[:n]); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					err = errStuck
 				}
 				c.mu.Lock()
 				c.fail(err)
 				c.mu.Unlock()
-				return
+				break
 			}
-			out = out[n:]
+			rest = rest[n:]
 		}
 	}
+}
+
+// closeSocket closes the socket once; mu is held.
+func (c *clientConn) closeSocket() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	_ = c.Conn.Close()
+	close(c.done)
 }
 
 // setWriteDeadline gives the next write writeTimeout, or closeGrace once
@@ -166,7 +319,15 @@ func (c *clientConn) Close() error {
 		return nil
 	}
 	c.closing = true
-	c.wake.Broadcast()
+	// Close comes from the end of the read loop; a write gathered and not
+	// yet out is written first.
+	c.mu.Unlock()
+	c.flush()
+	c.mu.Lock()
+	if !c.writing {
+		c.closeSocket()
+		return nil
+	}
 	_ = c.Conn.SetReadDeadline(time.Now())
 	// A write in progress gets the grace too. A WebSocket's own deadline
 	// may only be set by its writer: set its network connection's.

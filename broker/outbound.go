@@ -165,8 +165,10 @@ func loadOrMake[K comparable, V any](mu *sync.RWMutex, m map[K]V, k K, mk func()
 // end forgets a session and everything queued for it.
 func (r *router) end(id string) { r.endIf(id, nil) }
 
-// publish delivers pk to every subscriber of its topic that may receive it.
-func (r *router) publish(pk packets.Packet) {
+// publish delivers pk to every subscriber of its topic that may receive
+// it. via is the publisher's connection (nil for the server's own): its
+// read loop holds each subscriber's writes until it flushes.
+func (r *router) publish(pk packets.Packet, via *clientConn) {
 	subs := r.b.server.Topics.Subscribers(pk.TopicName)
 	if len(subs.Shared) > 0 {
 		subs.SelectShared()
@@ -177,13 +179,14 @@ func (r *router) publish(pk packets.Packet) {
 		if !ok {
 			continue
 		}
-		r.deliver(cl, sub, pk, false)
+		r.deliver(cl, sub, pk, false, via)
 	}
 }
 
 // deliver gives pk to cl's session as sub asks. retained is set for a
-// retained message sent because of a new subscription.
-func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.Packet, retained bool) {
+// retained message sent because of a new subscription. via, if not nil,
+// holds cl's writes (publish).
+func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.Packet, retained bool, via *clientConn) {
 	if sub.NoLocal && pk.Origin == cl.ID {
 		return // [MQTT-3.8.3-3]
 	}
@@ -206,6 +209,9 @@ func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.P
 	out.Properties.TopicAlias, out.Properties.TopicAliasFlag = 0, false
 	if v5 {
 		out.Properties.SubscriptionIdentifier = subscriptionIDs(sub)
+	}
+	if cc, ok := cl.Net.Conn.(*clientConn); ok && via != nil {
+		via.hold(cc)
 	}
 	r.get(cl.ID, user).add(out)
 }

@@ -42,7 +42,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // once hearth has.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
-		h.accept(pk) // the server's own: presence, HTTP posts
+		h.accept(pk, nil) // the server's own: presence, HTTP posts
 		return pk, packets.CodeSuccessIgnore
 	}
 	user := userOf(cl)
@@ -52,7 +52,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, h.refuseFor(cl, pk, packets.ErrNotAuthorized, false)
 	}
 	if cl.Net.Listener == listenerInternal {
-		h.accept(pk) // the bridge's receipts
+		h.accept(pk, viaOf(cl)) // the bridge's receipts
 		return pk, packets.CodeSuccessIgnore
 	}
 	if c := connOf(cl); c != nil && c.limiter != nil && !c.limiter.Allow() {
@@ -70,7 +70,11 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.log.Debug("mqtt publish refused", "user", user, "client", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, h.refuseFor(cl, pk, codeOf(err), false)
 	}
-	if kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait) {
+	var flush func()
+	if cc := viaOf(cl); cc != nil {
+		flush = cc.flush
+	}
+	if kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait, flush) {
 		h.b.Stats.ArchiveBusy.Add(1)
 		h.b.log.Warn("archive behind: publish refused", "user", user, "client", cl.ID)
 		return pk, h.refuseFor(cl, pk, packets.ErrQuotaExceeded, true)
@@ -81,16 +85,23 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		pk.Properties.MessageExpiryInterval = 0
 		pk.Expiry = 0
 	}
-	h.accept(pk)
+	h.accept(pk, viaOf(cl))
 	return pk, packets.CodeSuccessIgnore
 }
 
-// accept retains and delivers an accepted publish.
-func (h *hook) accept(pk packets.Packet) {
+// accept retains and delivers an accepted publish; via is the publisher's
+// connection (router.publish).
+func (h *hook) accept(pk packets.Packet, via *clientConn) {
 	if pk.FixedHeader.Retain {
 		h.retain(pk)
 	}
-	h.router.publish(pk)
+	h.router.publish(pk, via)
+}
+
+// viaOf is cl's connection, nil for a client without one.
+func viaOf(cl *mqtt.Client) *clientConn {
+	cc, _ := cl.Net.Conn.(*clientConn)
+	return cc
 }
 
 // refuseFor refuses a publish. An MQTT 5 publisher at QoS 1 or 2 gets
@@ -255,7 +266,7 @@ func (h *hook) sendRetained(cl *mqtt.Client) {
 			if (wild && strings.HasPrefix(pk.TopicName, "$")) || (pk.Expiry > 0 && pk.Expiry <= now) {
 				continue // [MQTT-4.7.1-1]; expired [MQTT-3.3.2-5]
 			}
-			h.router.deliver(cl, sub, pk, true)
+			h.router.deliver(cl, sub, pk, true, nil)
 		}
 	}
 }
@@ -346,7 +357,7 @@ func (w *wills) publish(pk packets.Packet) {
 	if e := pk.Properties.MessageExpiryInterval; e > 0 {
 		pk.Expiry = pk.Created + int64(e)
 	}
-	w.h.accept(pk)
+	w.h.accept(pk, nil)
 }
 
 func (w *wills) schedule(id string, pk packets.Packet, delay time.Duration) {

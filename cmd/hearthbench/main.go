@@ -150,6 +150,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 // figures are one broker's results, one entry per round.
 type figures struct {
 	delivered, archived []float64
+	burstCPU            []float64 // broker CPU ms per 1,000 messages
 	p50, p99            []float64 // ms
 	perClient           []float64 // KB
 	reachAll            []float64 // ms
@@ -183,6 +184,7 @@ func (f *figures) measure(ctx context.Context, tl tools, b *broker, o options, r
 			return fmt.Errorf("chat burst: %w", err)
 		}
 		f.delivered = append(f.delivered, br.delivered)
+		f.burstCPU = append(f.burstCPU, ms(br.cpu)*1000/float64(br.n))
 		f.lost += br.lost + br.doubled + br.lostArch + br.dblArch
 		if b.http != "" {
 			f.archived = append(f.archived, br.archived)
@@ -220,7 +222,7 @@ func (f *figures) last() string {
 		}
 		return v[len(v)-1]
 	}
-	s := fmt.Sprintf("burst %.0f msg/s", at(f.delivered))
+	s := fmt.Sprintf("burst %.0f msg/s, CPU %.0f ms/1000", at(f.delivered), at(f.burstCPU))
 	if len(f.archived) > 0 {
 		s += fmt.Sprintf(" (archived %.0f msg/s)", at(f.archived))
 	}
@@ -269,6 +271,7 @@ func printTable(out io.Writer, o options, h, m *figures) {
 	burst := fmt.Sprintf("chat burst %d × %d, delivered", o.pubs, o.each)
 	row(burst, h.delivered, m.delivered, "%.0f", "msg/s")
 	row("chat burst, archived (vs mosquitto delivered)", h.archived, m.delivered, "%.0f", "msg/s")
+	row("chat burst, broker CPU per 1,000 messages", h.burstCPU, m.burstCPU, "%.0f", "ms")
 	row(fmt.Sprintf("latency at %d msg/s, p50", o.rate), h.p50, m.p50, "%.2f", "ms")
 	row(fmt.Sprintf("latency at %d msg/s, p99", o.rate), h.p99, m.p99, "%.2f", "ms")
 	row(fmt.Sprintf("%d idle WebSocket clients, RSS each", o.idle), h.perClient, m.perClient, "%.1f", "KB")

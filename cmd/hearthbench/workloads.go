@@ -176,6 +176,7 @@ type burstResult struct {
 	archived          float64 // msg/s, publishers' start to the last receipt; 0 for mosquitto
 	lost, doubled     int
 	lostArch, dblArch int
+	cpu               time.Duration // the broker's, from the publishers' start to the end
 }
 
 // burst: pubs mosquitto_pub -q 1 -M 100 processes send each chat
@@ -211,6 +212,10 @@ func (tl tools) burst(ctx context.Context, b *broker, tag string, pubs, each int
 		inputs[i] = lines.String()
 	}
 	n := pubs * each
+	cpu0, err := b.cpu()
+	if err != nil {
+		return burstResult{}, err
+	}
 	start := time.Now()
 	errs := make(chan error, pubs)
 	for i := range pubs {
@@ -235,8 +240,12 @@ func (tl tools) burst(ctx context.Context, b *broker, tag string, pubs, each int
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	cpu1, err := b.cpu()
+	if err != nil {
+		return burstResult{}, err
+	}
 	time.Sleep(100 * time.Millisecond) // time for a doubled delivery to show
-	r := burstResult{n: n}
+	r := burstResult{n: n, cpu: cpu1 - cpu0}
 	got, dbl, last := live.count()
 	r.lost, r.doubled = n-got, dbl
 	r.delivered = float64(got) / last.Sub(start).Seconds()
