@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,6 +197,12 @@ func (b *Bridge) clientConfig(u *url.URL, clientID string, archiving bool) autop
 			b.log.Warn("bridge connect", "client", clientID, "error", err)
 		},
 		ClientConfig: paho.ClientConfig{ClientID: clientID},
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "mqtt", "tcp", "":
+		cfg.AttemptConnection = func(ctx context.Context, cc autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+			return dialTCP(ctx, u.Host, cc.ConnectTimeout)
+		}
 	}
 	if archiving {
 		cfg.SessionExpiryInterval = uint32(b.cfg.SessionExpiry / time.Second)

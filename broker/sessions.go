@@ -43,6 +43,7 @@ type sessions struct {
 	mu        sync.Mutex
 	cond      *sync.Cond // on mu: wakes the writer, and writers held by a full queue
 	ops       []sessionOp
+	pending   map[string]int          // the delivery records in ops, by key: their place there
 	queued    uint64                  // writes queued so far
 	committed uint64                  // writes committed so far
 	owner     map[string]*mqtt.Client // the connection that established each stored session last
@@ -289,18 +290,40 @@ func (s *sessions) inflight(cl *mqtt.Client, id uint16) {
 // delivery stores a message queued or in flight to the session id, as d
 // is now. The session's lock is held, so writes of one session are queued
 // in order.
+//
+// A record not yet committed is replaced in the queue, and a delivery that
+// ends before its record is committed (the bridge's, in a burst) turns the
+// queued write into a delete, so it never reaches the disk.
 func (s *sessions) delivery(id string, d *delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.enqueue(sessionOp{bucket: bucketDeliver, key: deliveryKey(id, d.seq),
-		val: deliveryRecord{Message: messageOf(d.pk, id), Seq: d.seq, State: d.state, Expiry: d.pk.Expiry}})
+	key := deliveryKey(id, d.seq)
+	rec := deliveryRecord{Message: messageOf(d.pk, id), Seq: d.seq, State: d.state, Expiry: d.pk.Expiry}
+	if i, ok := s.pending[string(key)]; ok {
+		s.ops[i].val = rec
+		return
+	}
+	s.enqueue(sessionOp{bucket: bucketDeliver, key: key, val: rec})
+	if s.closing {
+		return // not queued
+	}
+	if s.pending == nil {
+		s.pending = map[string]int{}
+	}
+	s.pending[string(key)] = len(s.ops) - 1
 }
 
 // delivered deletes the record of a message the session id no longer holds.
 func (s *sessions) delivered(id string, seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.enqueue(sessionOp{bucket: bucketDeliver, key: deliveryKey(id, seq)})
+	key := deliveryKey(id, seq)
+	if i, ok := s.pending[string(key)]; ok {
+		s.ops[i].val = nil // an earlier version may be on disk: delete it
+		delete(s.pending, string(key))
+		return
+	}
+	s.enqueue(sessionOp{bucket: bucketDeliver, key: key})
 }
 
 // retained stores the retained message of topic, or deletes it (ok false).
@@ -378,6 +401,7 @@ func (s *sessions) run() {
 		}
 		ops, upto := s.ops, s.queued
 		s.ops = nil
+		clear(s.pending)
 		s.mu.Unlock()
 
 		for {
