@@ -42,6 +42,9 @@ func newWSListener(id string, allowedOrigins []string, readLimit int64, log *slo
 		// A write buffer only while a frame is written: an idle
 		// connection holds none.
 		WriteBufferPool: &sync.Pool{},
+		// Its own small read buffer, rather than net/http's 4 KB one; mochi
+		// reads through a buffer of its own too.
+		ReadBufferSize: 1024,
 	}
 	return l
 }
@@ -104,10 +107,16 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), c: c}
-	if err := establish(l.id, conn); err != nil { // quietListener adds the CONNECT deadline and clientConn
-		l.log.Debug("mqtt websocket connection ended", "remote", r.RemoteAddr, "error", err)
-	}
-	conn.Close()
+	// The connection gets a goroutine of its own, and the handler
+	// returns: net/http's request, response and buffers, and the stack of
+	// its goroutine, are not kept for as long as the client stays.
+	remote := r.RemoteAddr
+	go func() {
+		if err := establish(l.id, conn); err != nil { // quietListener adds the CONNECT deadline and clientConn
+			l.log.Debug("mqtt websocket connection ended", "remote", remote, "error", err)
+		}
+		conn.Close()
+	}()
 }
 
 var errNotBinary = errors.New("websocket: MQTT needs binary frames")
