@@ -34,8 +34,9 @@ type archiveGate struct {
 	local      bool
 	subscribed atomic.Bool
 
-	mu   sync.Mutex
-	wake chan struct{} // closed and replaced on every acknowledgement
+	mu      sync.Mutex
+	wake    chan struct{} // closed and replaced on every acknowledgement while someone waits
+	waiters atomic.Int32
 }
 
 func newArchiveGate(r *router, clientID string, high int, local bool) *archiveGate {
@@ -69,6 +70,8 @@ func (g *archiveGate) wait(max time.Duration, blocking func()) bool {
 	if blocking != nil {
 		blocking()
 	}
+	g.waiters.Add(1)
+	defer g.waiters.Add(-1)
 	timeout := time.NewTimer(max)
 	defer timeout.Stop()
 	for {
@@ -89,6 +92,9 @@ func (g *archiveGate) wait(max time.Duration, blocking func()) bool {
 
 // acked is called on every completed QoS flow of the bridge.
 func (g *archiveGate) acked() {
+	if g.waiters.Load() == 0 {
+		return // a waiter checks behind() after it has taken wake, so it misses nothing
+	}
 	g.mu.Lock()
 	close(g.wake)
 	g.wake = make(chan struct{})
