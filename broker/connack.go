@@ -91,7 +91,14 @@ func newClientConn(c net.Conn, writeTimeout time.Duration, maxBacklog int, stuck
 	return cc
 }
 
-func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+func (c *clientConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil // reads have ended for good
+	}
+	return c.Conn.SetReadDeadline(t)
+}
 
 func (c *clientConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -288,14 +295,34 @@ func (c *clientConn) writer() {
 }
 
 // closeSocket closes the socket once; mu is held.
+//
+// A TCP socket closed while the client's bytes wait unread in it sends
+// the client a reset, which can discard the DISCONNECT just written before
+// the client reads it (a flooding client would never see its 0x96). So the
+// write side is shut first (the client reads the DISCONNECT, then the end
+// of the stream), reads end at once, and the socket closes lingerFor
+// later.
 func (c *clientConn) closeSocket() {
 	if c.closed {
 		return
 	}
 	c.closed = true
-	_ = c.Conn.Close()
-	close(c.done)
+	tc, ok := c.Conn.(*net.TCPConn)
+	if !ok || tc.CloseWrite() != nil {
+		_ = c.Conn.Close()
+		close(c.done)
+		return
+	}
+	_ = tc.SetReadDeadline(time.Now())
+	time.AfterFunc(lingerFor, func() {
+		_ = tc.Close()
+		close(c.done)
+	})
 }
+
+// lingerFor is how long a closing TCP connection waits, its write side
+// shut, before it closes.
+const lingerFor = 100 * time.Millisecond
 
 // setWriteDeadline gives the next write writeTimeout, or closeGrace once
 // the connection is closing. It holds mu, so that Close, which shortens
