@@ -259,6 +259,9 @@ func printTable(out io.Writer, o options, h, m *figures) {
 	row := func(what string, hv, mv []float64, format, unit string) {
 		hm, ht := stat(hv, format)
 		mm, mt := stat(mv, format)
+		if ht == "" && mt == "" {
+			return // not run (-only)
+		}
 		ratio := ""
 		if hm > 0 && mm > 0 {
 			ratio = fmt.Sprintf("%.2f×", hm/mm)
