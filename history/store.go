@@ -385,7 +385,7 @@ func decode(k, v []byte) (hearth.Message, error) {
 
 // pageForward reads the oldest limit messages with seq > after.
 func pageForward(c *bolt.Cursor, after uint64, limit int) ([]hearth.Message, bool, error) {
-	msgs := []hearth.Message{}
+	msgs := make([]hearth.Message, 0, limit)
 	if after == math.MaxUint64 {
 		return msgs, false, nil
 	}
@@ -403,7 +403,7 @@ func pageForward(c *bolt.Cursor, after uint64, limit int) ([]hearth.Message, boo
 // pageBackward reads the newest limit messages with seq < before, or the
 // newest of all if before is 0, and returns them oldest first.
 func pageBackward(c *bolt.Cursor, before uint64, limit int) ([]hearth.Message, bool, error) {
-	msgs := []hearth.Message{}
+	msgs := make([]hearth.Message, 0, limit)
 	var k, v []byte
 	if before == 0 {
 		k, v = c.Last()
