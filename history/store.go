@@ -377,6 +377,9 @@ func decode(k, v []byte) (hearth.Message, error) {
 	if len(k) != 8 || v == nil {
 		return m, fmt.Errorf("corrupt entry %x in message bucket", k)
 	}
+	if m, ok := decodeFast(v); ok {
+		return m, nil
+	}
 	if err := json.Unmarshal(v, &m); err != nil {
 		return m, fmt.Errorf("decode message %d: %w", binary.BigEndian.Uint64(k), err)
 	}
