@@ -19,6 +19,8 @@ type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
 
+	packet sync.Mutex // Lock and Unlock
+
 	mu      sync.Mutex
 	cond    *sync.Cond // on mu: the writer has work, or room was made
 	pending []byte
@@ -49,6 +51,12 @@ func newBufferedConn(c net.Conn) *bufferedConn {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Lock and Unlock make bufferedConn a sync.Locker, which paho locks around
+// the pieces of one packet: writes from several goroutines (receipts,
+// acknowledgements, pings) would otherwise interleave them.
+func (c *bufferedConn) Lock()   { c.packet.Lock() }
+func (c *bufferedConn) Unlock() { c.packet.Unlock() }
 
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()

@@ -94,7 +94,7 @@ func newClientConn(c net.Conn, writeTimeout time.Duration, maxBacklog int, stuck
 func (c *clientConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closing {
 		return nil // reads have ended for good
 	}
 	return c.Conn.SetReadDeadline(t)
@@ -132,7 +132,9 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		c.backlog = (*backlogs.Get().(*[]byte))[:0]
 	}
 	c.backlog = append(c.backlog, p...)
-	if c.holds == 0 {
+	if c.holds == 0 || len(c.backlog) >= writeChunk {
+		// A connection held by one publisher after another still gets its
+		// writes out once they fill a chunk.
 		c.startWriting()
 	}
 	return n, nil
@@ -174,6 +176,12 @@ func (c *clientConn) hold(t *clientConn) {
 	defer c.holdMu.Unlock()
 	if _, ok := c.holding[t]; ok {
 		return
+	}
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return // c's read loop may end without another flush
 	}
 	if c.holding == nil {
 		c.holding = map[*clientConn]struct{}{}
@@ -351,6 +359,9 @@ func (c *clientConn) Close() error {
 	c.mu.Unlock()
 	c.flush()
 	c.mu.Lock()
+	// Holds by other read loops no longer count: what is gathered (a
+	// DISCONNECT, say) goes out now.
+	c.startWriting()
 	if !c.writing {
 		c.closeSocket()
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -73,5 +74,66 @@ func TestClientConnStuck(t *testing.T) {
 	<-cc.done
 	if _, err := cc.Write([]byte{0xd0, 0}); !errors.Is(err, errStuck) {
 		t.Errorf("a write after: %v, want errStuck", err)
+	}
+}
+
+// TestHoldsEndWithTheHolder: a read loop closed by another goroutine
+// (a takeover, a shutdown) takes no new holds, so the connections it
+// delivers to are never left holding writes; and a connection's own
+// Close writes out what another read loop's hold kept back (its
+// DISCONNECT).
+func TestHoldsEndWithTheHolder(t *testing.T) {
+	pingresp := []byte{0xd0, 0}
+	connack := []byte{0x20, 0x03, 0, 0, 0}
+	disconnect := []byte{0xe0, 0}
+	s := &lockedConn{}
+	sub := newClientConn(s, time.Second, 1<<20, nil)
+	sub.Write(connack)
+	pub := newClientConn(&lockedConn{}, time.Second, 1<<20, nil)
+
+	pub.hold(sub)
+	pub.Close() // from another goroutine: its holds are let go
+	pub.hold(sub)
+	sub.Write(pingresp)
+	s.await(t, "after its holder closed", append(append([]byte{}, connack...), pingresp...))
+
+	other := newClientConn(&lockedConn{}, time.Second, 1<<20, nil)
+	other.hold(sub)
+	sub.Write(disconnect)
+	sub.Close()
+	s.await(t, "closing while held", append(append(append([]byte{}, connack...), pingresp...), disconnect...))
+	other.flush()
+}
+
+// lockedConn is a net.Conn that only writes, into a buffer that tests may
+// read while it is written.
+type lockedConn struct {
+	net.Conn
+	mu sync.Mutex
+	w  bytes.Buffer
+}
+
+func (c *lockedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w.Write(p)
+}
+func (c *lockedConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *lockedConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *lockedConn) Close() error                     { return nil }
+
+// await waits up to a second for exactly want to have been written.
+func (c *lockedConn) await(t *testing.T, what string, want []byte) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c.mu.Lock()
+		got := append([]byte{}, c.w.Bytes()...)
+		c.mu.Unlock()
+		if bytes.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: wrote %x, want %x", what, got, want)
+		}
 	}
 }

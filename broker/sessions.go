@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -192,6 +193,17 @@ func (s *sessions) enqueue(ops ...sessionOp) {
 	}
 	if s.closing {
 		return
+	}
+	for _, op := range ops {
+		if op.client {
+			// Records queued before a client's delete stay before it: a
+			// later record of that client must not replace them in place.
+			for k := range s.pending {
+				if strings.HasPrefix(k, string(op.key)) {
+					delete(s.pending, k)
+				}
+			}
+		}
 	}
 	s.ops = append(s.ops, ops...)
 	s.queued += uint64(len(ops))
