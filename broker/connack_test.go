@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
+
+	mt "hearth/internal/mqtttest"
 )
 
 func TestConnackAhead(t *testing.T) {
@@ -109,15 +110,10 @@ func TestHoldsEndWithTheHolder(t *testing.T) {
 // read while it is written.
 type lockedConn struct {
 	net.Conn
-	mu sync.Mutex
-	w  bytes.Buffer
+	w mt.SafeBuffer
 }
 
-func (c *lockedConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.w.Write(p)
-}
+func (c *lockedConn) Write(p []byte) (int, error)      { return c.w.Write(p) }
 func (c *lockedConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *lockedConn) SetWriteDeadline(time.Time) error { return nil }
 func (c *lockedConn) Close() error                     { return nil }
@@ -126,9 +122,7 @@ func (c *lockedConn) Close() error                     { return nil }
 func (c *lockedConn) await(t *testing.T, what string, want []byte) {
 	t.Helper()
 	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
-		c.mu.Lock()
-		got := append([]byte{}, c.w.Bytes()...)
-		c.mu.Unlock()
+		got := []byte(c.w.String())
 		if bytes.Equal(got, want) {
 			return
 		}
