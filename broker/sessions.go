@@ -1,13 +1,13 @@
 package broker
 
 import (
-	"strings"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
