@@ -6,18 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"hearth"
 	mt "hearth/internal/mqtttest"
 )
 
@@ -25,10 +20,10 @@ import (
 // through OnPublish (access, rate limit, validation, archive gate) and the
 // router to each subscriber's session and connection.
 //
-// startBroker and mt.Raw take a *testing.T (and fail through it, which a
-// reading goroutine must not do either), so the benchmarks start the
-// broker the same way with startBenchBroker, and speak MQTT 5 with
-// benchClient, a client that allocates nothing per message of its own:
+// The benchmarks start the broker as the tests do (startBroker), and speak
+// MQTT 5 with benchClient rather than mt.Raw (which fails through a
+// *testing.T, as a reading goroutine must not), a client that allocates
+// nothing per message of its own:
 // what ReportAllocs counts is the broker's (and, in BenchmarkPublish/http,
 // the one payload per message that an HTTP request would bring).
 
@@ -43,39 +38,6 @@ const (
 // subscribers take turns among them, each user's logins being limited
 // (hearth.LoginLimiter) to a few at a time.
 var benchReaders = []string{"mum", "dad", "kid", "kitchen"}
-
-// startBenchBroker starts a broker as startBroker does (same users and
-// rooms, same settings), for a benchmark. It logs warnings to stderr.
-func startBenchBroker(b *testing.B) *Broker {
-	b.Helper()
-	dir := b.TempDir()
-	cfg, err := hearth.ParseConfig(strings.NewReader(mt.ConfigYAML(dir, testUsers)))
-	if err != nil {
-		b.Fatalf("test config: %v", err)
-	}
-	bc := Config{
-		MQTTAddr:        cfg.MQTT.Addr,
-		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
-		MaxQueuedBytes:  cfg.MQTT.MaxQueuedBytes,
-		MaxOfflineBytes: cfg.MQTT.MaxOfflineBytes,
-		SessionFile:     filepath.Join(dir, "sessions.db"),
-		BridgeClientID:  cfg.Bridge.ClientID,
-	}
-	auth, err := hearth.NewAuthenticator(cfg.Users, []byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	br, err := New(bc, hearth.NewPolicy(&cfg), auth, log)
-	if err != nil {
-		b.Fatalf("broker: %v", err)
-	}
-	if err := br.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { br.Close() })
-	return br
-}
 
 // benchClient is a minimal MQTT 5 client: one connection, one reader.
 type benchClient struct {
@@ -379,27 +341,9 @@ func checkNothingRefused(b *testing.B, br *Broker) {
 // Every message must reach the subscriber before the clock stops.
 func BenchmarkPublish(b *testing.B) {
 	b.Run("mqtt", func(b *testing.B) {
-		br := startBenchBroker(b)
+		br := startBroker(b).Broker
 		subs := subscribeBench(b, br.MQTTAddr(), 1)
-		pub, err := dialBench(br.MQTTAddr(), "kid", "bench-pub")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { pub.conn.Close() })
-		var payload []byte
-		var n uint64
-		b.ReportAllocs()
-		for b.Loop() {
-			n++
-			payload = benchPayload(payload, n)
-			id := uint16(n%65535 + 1)
-			if err := pub.publish(benchTopic, id, payload); err != nil {
-				b.Fatal(err)
-			}
-			if err := pub.awaitPuback(id); err != nil {
-				b.Fatal(err)
-			}
-		}
+		n := publishLoop(b, br, nil)
 		subs.await(b, int64(n))
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
 		subs.checkEach(b, int64(n))
@@ -407,7 +351,7 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	b.Run("http", func(b *testing.B) {
 		const publishWindow = 256 // well under what may be in flight to the subscriber: nothing waits in its queue
-		br := startBenchBroker(b)
+		br := startBroker(b).Broker
 		subs := subscribeBench(b, br.MQTTAddr(), 1)
 		var n uint64
 		b.ReportAllocs()
@@ -429,6 +373,35 @@ func BenchmarkPublish(b *testing.B) {
 	})
 }
 
+// publishLoop publishes a chat message from kid at QoS 1 over TCP for each
+// benchmark iteration, waiting for its PUBACK and then for each (when not
+// nil) with the number sent so far; it returns that number.
+func publishLoop(b *testing.B, br *Broker, each func(n uint64)) uint64 {
+	pub, err := dialBench(br.MQTTAddr(), "kid", "bench-pub")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pub.conn.Close() })
+	var payload []byte
+	var n uint64
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		payload = benchPayload(payload, n)
+		id := uint16(n%65535 + 1)
+		if err := pub.publish(benchTopic, id, payload); err != nil {
+			b.Fatal(err)
+		}
+		if err := pub.awaitPuback(id); err != nil {
+			b.Fatal(err)
+		}
+		if each != nil {
+			each(n)
+		}
+	}
+	return n
+}
+
 // BenchmarkFanOut measures one chat message (a QoS 1 publish from kid,
 // over TCP) fanned out to N QoS 1 subscribers, from the PUBLISH until
 // every subscriber has received it; they acknowledge each delivery. The
@@ -436,28 +409,9 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkFanOut(b *testing.B) {
 	for _, subscribers := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("N=%d", subscribers), func(b *testing.B) {
-			br := startBenchBroker(b)
+			br := startBroker(b).Broker
 			subs := subscribeBench(b, br.MQTTAddr(), subscribers)
-			pub, err := dialBench(br.MQTTAddr(), "kid", "bench-pub")
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { pub.conn.Close() })
-			var payload []byte
-			var n uint64
-			b.ReportAllocs()
-			for b.Loop() {
-				n++
-				payload = benchPayload(payload, n)
-				id := uint16(n%65535 + 1)
-				if err := pub.publish(benchTopic, id, payload); err != nil {
-					b.Fatal(err)
-				}
-				if err := pub.awaitPuback(id); err != nil {
-					b.Fatal(err)
-				}
-				subs.await(b, int64(n)*int64(subscribers))
-			}
+			n := publishLoop(b, br, func(n uint64) { subs.await(b, int64(n)*int64(subscribers)) })
 			sec := b.Elapsed().Seconds()
 			b.ReportMetric(float64(n)*float64(subscribers)/sec, "deliveries/s")
 			b.ReportMetric(sec*1e9/(float64(n)*float64(subscribers)), "ns/delivery")

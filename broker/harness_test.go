@@ -25,7 +25,7 @@ type testBroker struct {
 
 // startBroker starts a broker with the test users, two rooms and acl
 // rules for home topics; tune may change its settings.
-func startBroker(t *testing.T, tune ...func(*hearth.Config, *Config)) *testBroker {
+func startBroker(t testing.TB, tune ...func(*hearth.Config, *Config)) *testBroker {
 	t.Helper()
 	dir := t.TempDir()
 	var y strings.Builder
@@ -72,7 +72,7 @@ func startBroker(t *testing.T, tune ...func(*hearth.Config, *Config)) *testBroke
 	return &testBroker{Broker: b, addr: b.MQTTAddr(), ws: "ws" + strings.TrimPrefix(ws.URL, "http") + "/mqtt"}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

@@ -28,9 +28,8 @@ type broker struct {
 	dir    string
 	cmd    *exec.Cmd
 	done   chan error
-	secret func(user string) string // the MQTT password of user (a token for hearth's WebSocket clients, say)
-	wsPass func(user string) string
-	start  time.Duration // exec to ready
+	wsPass func(user string) string // the password of user's WebSocket clients (a token for hearth's)
+	start  time.Duration            // exec to ready
 }
 
 // benchPassword is the password of every bench user on hearth.
@@ -68,7 +67,6 @@ rooms:
 		ws:   fmt.Sprintf("ws://127.0.0.1:%d/mqtt", httpPort),
 		http: fmt.Sprintf("127.0.0.1:%d", httpPort),
 	}
-	b.secret = func(string) string { return benchPassword }
 	tokens := map[string]string{}
 	b.wsPass = func(user string) string {
 		if t, ok := tokens[user]; ok {
@@ -110,11 +108,10 @@ func startMosquitto(ctx context.Context, bin, dir string) (*broker, error) {
 		return nil, err
 	}
 	b := &broker{name: "mosquitto", dir: dir,
-		mqtt:   fmt.Sprintf("127.0.0.1:%d", mqttPort),
-		ws:     fmt.Sprintf("ws://127.0.0.1:%d", wsPort),
-		secret: func(string) string { return benchPassword },
+		mqtt: fmt.Sprintf("127.0.0.1:%d", mqttPort),
+		ws:   fmt.Sprintf("ws://127.0.0.1:%d", wsPort),
 	}
-	b.wsPass = b.secret
+	b.wsPass = func(string) string { return benchPassword }
 	begin := time.Now()
 	if err := b.exec(ctx, bin, "-c", path); err != nil {
 		return nil, err
