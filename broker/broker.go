@@ -284,6 +284,7 @@ func (b *Broker) Close() error {
 			s.Drain()
 		}
 		b.server.Close()
+		b.hook.router.storeLazy()
 		b.closeSessions()
 	})
 	return nil
@@ -479,8 +480,7 @@ func (b *Broker) restoreDeliveries() {
 		}
 		pk := m.ToPacket()
 		pk.Expiry = m.Expiry
-		pk.PacketID = m.PacketID
-		pk.FixedHeader.Dup = false
-		b.hook.router.get(m.Client, userOf(cl)).restore(&delivery{seq: m.Seq, pk: pk, state: m.State})
+		b.hook.router.get(m.Client, userOf(cl)).restore(&delivery{msg: &pk, seq: m.Seq, state: m.State, stored: true,
+			id: m.PacketID, qos: pk.FixedHeader.Qos, retain: pk.FixedHeader.Retain, subIDs: pk.Properties.SubscriptionIdentifier})
 	}
 }

@@ -39,12 +39,32 @@ import (
 //   - Message expiry, subscription identifiers, and the client's Maximum
 //     Packet Size.
 
-// delivery is one message on its way to a session.
+// delivery is one message on its way to a session. The publish itself
+// is shared by every session it goes to; a delivery keeps only what is
+// its own.
 type delivery struct {
-	seq   uint64         // order within the session; the key of its record
-	pk    packets.Packet // as sent; PacketID is set once it is in flight
-	state byte           // 0: queued; packets.Publish: sent; packets.Pubrel: PUBREC received, PUBREL sent
-	size  int            // what it counts against the bounds
+	msg    *packets.Packet // the publish; never written
+	subIDs []int           // the identifiers of the subscriptions it matched (MQTT 5)
+	seq    uint64          // order within the session; the key of its record
+	size   int             // what it counts against the bounds
+	id     uint16          // its packet id, once it is in flight
+	qos    byte
+	retain bool
+	state  byte // 0: queued; packets.Publish: sent; packets.Pubrel: PUBREC received, PUBREL sent
+	stored bool // a record of it was queued for the session file
+	aged   bool // a sweep has seen it unstored (lazy sessions)
+}
+
+// packet is the PUBLISH of d, as it goes to the client.
+func (d *delivery) packet() packets.Packet {
+	pk := *d.msg
+	pk.PacketID = d.id
+	pk.FixedHeader.Dup = false
+	pk.FixedHeader.Qos = d.qos
+	pk.FixedHeader.Retain = d.retain
+	pk.Properties.SubscriptionIdentifier = d.subIDs
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	return pk
 }
 
 // session is hearth's side of one MQTT session: what is queued for a
@@ -170,6 +190,10 @@ func (r *router) end(id string) { r.endIf(id, nil) }
 // read loop holds each subscriber's writes until it flushes.
 func (r *router) publish(pk packets.Packet, via *clientConn) {
 	subs := r.b.server.Topics.Subscribers(pk.TopicName)
+	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
+		return
+	}
+	msg := &pk
 	if len(subs.Shared) > 0 {
 		subs.SelectShared()
 		subs.MergeSharedSelected()
@@ -179,41 +203,34 @@ func (r *router) publish(pk packets.Packet, via *clientConn) {
 		if !ok {
 			continue
 		}
-		r.deliver(cl, sub, pk, false, via)
+		r.deliver(cl, sub, msg, false, via)
 	}
 }
 
-// deliver gives pk to cl's session as sub asks. retained is set for a
+// deliver gives msg to cl's session as sub asks. retained is set for a
 // retained message sent because of a new subscription. via, if not nil,
 // holds cl's writes (publish).
-func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, pk packets.Packet, retained bool, via *clientConn) {
-	if sub.NoLocal && pk.Origin == cl.ID {
+func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, msg *packets.Packet, retained bool, via *clientConn) {
+	if sub.NoLocal && msg.Origin == cl.ID {
 		return // [MQTT-3.8.3-3]
 	}
 	user := userOf(cl)
-	if !r.b.policy.CanReceiveAs(user, cl.ID, pk.TopicName) {
+	if !r.b.policy.CanReceiveAs(user, cl.ID, msg.TopicName) {
 		return
 	}
 	if cl.Closed() && !persistent(cl) {
 		return // its session ends with the connection
 	}
-	// A shallow copy: the payload and properties are shared by every
-	// subscriber's copy, and nothing writes to them.
-	out := pk
-	out.PacketID = 0
-	out.FixedHeader.Dup = false
 	v5 := cl.Properties.ProtocolVersion == 5
-	out.FixedHeader.Retain = retained || (v5 && sub.RetainAsPublished && pk.FixedHeader.Retain)
-	out.FixedHeader.Qos = min(pk.FixedHeader.Qos, sub.Qos)
-	out.Properties.SubscriptionIdentifier = nil
-	out.Properties.TopicAlias, out.Properties.TopicAliasFlag = 0, false
+	d := delivery{msg: msg, qos: min(msg.FixedHeader.Qos, sub.Qos),
+		retain: retained || (v5 && sub.RetainAsPublished && msg.FixedHeader.Retain)}
 	if v5 {
-		out.Properties.SubscriptionIdentifier = subscriptionIDs(sub)
+		d.subIDs = subscriptionIDs(sub)
 	}
 	if cc, ok := cl.Net.Conn.(*clientConn); ok && via != nil {
 		via.hold(cc)
 	}
-	r.get(cl.ID, user).add(out)
+	r.get(cl.ID, user).add(d)
 }
 
 // subscriptionIDs are the identifiers of every subscription that matched,
@@ -233,23 +250,23 @@ func subscriptionIDs(sub packets.Subscription) []int {
 }
 
 // size is what a message counts against the queue bounds.
-func size(pk packets.Packet) int { return len(pk.Payload) + len(pk.TopicName) + 64 }
+func size(pk *packets.Packet) int { return len(pk.Payload) + len(pk.TopicName) + 64 }
 
 // add queues a message for the session, or writes it at once (QoS 0).
-func (s *session) add(pk packets.Packet) {
+func (s *session) add(out delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
 		return
 	}
 	st := &s.r.b.Stats
-	if pk.FixedHeader.Qos == 0 {
-		if s.cl != nil && !s.cl.Closed() && !expired(pk) {
-			s.write(pk)
+	if out.qos == 0 {
+		if s.cl != nil && !s.cl.Closed() && !expired(out.msg) {
+			s.write(out.packet())
 		}
 		return
 	}
-	n := size(pk)
+	n := size(out.msg)
 	bounded := s.id != s.r.unbounded
 	if bounded && s.bytes+n > s.r.b.cfg.MaxQueuedBytes {
 		st.QueueDropped.Add(1)
@@ -265,7 +282,9 @@ func (s *session) add(pk packets.Packet) {
 		}
 	}
 	s.nextSeq++
-	d := &delivery{seq: s.nextSeq, pk: pk, size: n}
+	d := new(delivery)
+	*d = out
+	d.seq, d.size = s.nextSeq, n
 	s.bytes += n
 	s.queue = append(s.queue, d)
 	s.r.queued.Add(1)
@@ -273,7 +292,7 @@ func (s *session) add(pk packets.Packet) {
 	s.pump()
 }
 
-func expired(pk packets.Packet) bool { return pk.Expiry > 0 && pk.Expiry <= time.Now().Unix() }
+func expired(pk *packets.Packet) bool { return pk.Expiry > 0 && pk.Expiry <= time.Now().Unix() }
 
 // sent is how many messages in flight were sent on this connection.
 func (s *session) sent() int { return len(s.inflight) - len(s.resend) }
@@ -285,10 +304,10 @@ func (s *session) pump() {
 		d := s.resend[0]
 		s.resend = s.resend[1:]
 		if d.state == packets.Pubrel {
-			_ = s.cl.WritePacket(pubrel(d.pk.PacketID))
+			_ = s.cl.WritePacket(pubrel(d.id))
 			continue
 		}
-		pk := d.pk
+		pk := d.packet()
 		pk.FixedHeader.Dup = true // [MQTT-3.3.1-1]
 		s.send(d, pk)
 	}
@@ -297,7 +316,7 @@ func (s *session) pump() {
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		s.r.queued.Add(-1)
-		if expired(d.pk) {
+		if expired(d.msg) {
 			s.r.b.Stats.Expired.Add(1)
 			s.drop(d)
 			continue
@@ -311,12 +330,12 @@ func (s *session) pump() {
 		if len(s.inflight) == 0 {
 			s.progress = time.Now()
 		}
-		d.pk.PacketID = id
+		d.id = id
 		d.state = packets.Publish
 		s.inflight[id] = d
 		s.r.inflight.Add(1)
 		s.store(d)
-		s.send(d, d.pk)
+		s.send(d, d.packet())
 	}
 }
 
@@ -342,7 +361,7 @@ func (s *session) write(pk packets.Packet) error {
 
 // unflight takes d out of flight; mu is held.
 func (s *session) unflight(d *delivery) {
-	delete(s.inflight, d.pk.PacketID)
+	delete(s.inflight, d.id)
 	s.r.inflight.Add(-1)
 	if i := slices.Index(s.resend, d); i >= 0 {
 		s.resend = slices.Delete(s.resend, i, i+1)
@@ -385,11 +404,11 @@ func (s *session) acked(cl *mqtt.Client, pk packets.Packet) {
 	d, ok := s.inflight[pk.PacketID]
 	switch pk.FixedHeader.Type {
 	case packets.Puback:
-		if !ok || d.state != packets.Publish || d.pk.FixedHeader.Qos != 1 {
+		if !ok || d.state != packets.Publish || d.qos != 1 {
 			return // not ours: a duplicate, or a client's mistake
 		}
 	case packets.Pubrec:
-		if !ok || d.state != packets.Publish || d.pk.FixedHeader.Qos != 2 {
+		if !ok || d.state != packets.Publish || d.qos != 2 {
 			rel := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pk.PacketID}
 			if cl.Properties.ProtocolVersion == 5 {
 				rel.ReasonCode = packets.ErrPacketIdentifierNotFound.Code
@@ -401,7 +420,7 @@ func (s *session) acked(cl *mqtt.Client, pk packets.Packet) {
 			d.state = packets.Pubrel
 			s.store(d)
 			s.progress = time.Now()
-			_ = cl.WritePacket(pubrel(d.pk.PacketID))
+			_ = cl.WritePacket(pubrel(d.id))
 			return
 		}
 		// An error code ends the flow [MQTT-4.3.3]: the message is not
@@ -462,6 +481,9 @@ func (s *session) detach(cl *mqtt.Client) {
 	if s.cl != cl {
 		return
 	}
+	if s.lazy() {
+		s.storeLazy(true)
+	}
 	s.cl = nil
 	s.resend = nil
 	s.off.Add(int64(s.bytes))
@@ -498,7 +520,7 @@ func (s *session) sweep(now time.Time, stall time.Duration) (stuck *mqtt.Client)
 	defer s.mu.Unlock()
 	kept := s.queue[:0]
 	for _, d := range s.queue {
-		if expired(d.pk) {
+		if expired(d.msg) {
 			s.r.b.Stats.Expired.Add(1)
 			s.r.queued.Add(-1)
 			s.drop(d)
@@ -508,6 +530,9 @@ func (s *session) sweep(now time.Time, stall time.Duration) (stuck *mqtt.Client)
 	}
 	clear(s.queue[len(kept):])
 	s.queue = kept
+	if s.lazy() {
+		s.storeLazy(false)
+	}
 	if s.cl != nil && len(s.inflight) > 0 && now.Sub(s.progress) > stall {
 		return s.cl
 	}
@@ -523,14 +548,51 @@ func (s *session) unacked() int {
 
 // store and unstore keep the session's record of d in step; mu is held.
 func (s *session) store(d *delivery) {
+	if s.lazy() && !d.stored {
+		return
+	}
 	if st := s.r.b.hook.sessions; st != nil && s.persistent {
 		st.delivery(s.id, d)
 	}
 }
 
 func (s *session) unstore(d *delivery) {
+	if !d.stored {
+		return // nothing was written
+	}
 	if st := s.r.b.hook.sessions; st != nil && s.persistent {
 		st.delivered(s.id, d.seq)
+	}
+}
+
+// lazy says whether the session's deliveries are written to the session
+// file only once they have waited a sweep or two: the archive's, while it
+// is connected. It acknowledges a message once the history holds it,
+// within milliseconds, so its records would be written and deleted again
+// for every message. mu is held.
+func (s *session) lazy() bool { return s.id == s.r.unbounded && s.cl != nil }
+
+// storeLazy writes the records of the deliveries that a lazy session has
+// not written yet: those a sweep has seen before, or all of them. mu is
+// held.
+func (s *session) storeLazy(all bool) {
+	store := func(d *delivery) {
+		if d.stored {
+			return
+		}
+		if all || d.aged {
+			if st := s.r.b.hook.sessions; st != nil && s.persistent {
+				st.delivery(s.id, d)
+			}
+			return
+		}
+		d.aged = true
+	}
+	for _, d := range s.inflight {
+		store(d)
+	}
+	for _, d := range s.queue {
+		store(d)
 	}
 }
 
@@ -539,7 +601,7 @@ func (s *session) restore(d *delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.persistent = true
-	d.size = size(d.pk)
+	d.size = size(d.msg)
 	s.bytes += d.size
 	s.off.Add(int64(d.size))
 	s.nextSeq = max(s.nextSeq, d.seq)
@@ -548,7 +610,7 @@ func (s *session) restore(d *delivery) {
 		s.r.queued.Add(1)
 		return
 	}
-	s.inflight[d.pk.PacketID] = d
+	s.inflight[d.id] = d
 	s.r.inflight.Add(1)
 }
 
@@ -634,4 +696,14 @@ func (r *router) endForgotten(s *session) bool {
 	delete(r.sessions, s.id)
 	s.finish()
 	return true
+}
+
+// storeLazy writes every record that lazy sessions have not written yet,
+// before the session file closes.
+func (r *router) storeLazy() {
+	if s, ok := r.lookup(r.unbounded); ok {
+		s.mu.Lock()
+		s.storeLazy(true)
+		s.mu.Unlock()
+	}
 }

@@ -266,7 +266,7 @@ func (h *hook) sendRetained(cl *mqtt.Client) {
 			if (wild && strings.HasPrefix(pk.TopicName, "$")) || (pk.Expiry > 0 && pk.Expiry <= now) {
 				continue // [MQTT-4.7.1-1]; expired [MQTT-3.3.2-5]
 			}
-			h.router.deliver(cl, sub, pk, true, nil)
+			h.router.deliver(cl, sub, &pk, true, nil)
 		}
 	}
 }

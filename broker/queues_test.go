@@ -11,6 +11,8 @@ import (
 
 	"hearth"
 	mt "hearth/internal/mqtttest"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func (b *testBroker) dial(t *testing.T, user string, o mt.Connect) *mt.Raw {
@@ -216,5 +218,73 @@ func TestResendKeepsToReceiveMaximum(t *testing.T) {
 	}
 	if want := "01234"; fmt.Sprint(got) != fmt.Sprint(strings.Split(want, "")) {
 		t.Fatalf("resent %v, want %v in order", got, want)
+	}
+}
+
+// TestArchiveRecordsLazy: the archive's session, while it is connected,
+// writes a delivery record only for a message it has not acknowledged
+// within a sweep or two, and every record when it disconnects; those
+// come back after a restart. The archive acknowledges within
+// milliseconds, so in a burst its records are never written.
+func TestArchiveRecordsLazy(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sessions.db")
+	onFile := func(_ *hearth.Config, c *Config) { c.SessionFile = file }
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(600))
+	b := startBroker(t, onFile)
+	records := func() int {
+		t.Helper()
+		mt.WaitFor(t, "session writes", 5*time.Second, func() bool { return b.SessionWritesPending() == 0 })
+		n := 0
+		if err := b.hook.sessions.db.View(func(tx *bolt.Tx) error {
+			n = tx.Bucket(bucketDeliver).Stats().KeyN
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	archive := func(clean bool) *mt.Raw {
+		url, user, pass := b.BridgeEndpoint()
+		r := mt.DialRaw(t, strings.TrimPrefix(url, "mqtt://"), 5)
+		if ack := r.Connect(mt.Connect{ID: b.cfg.BridgeClientID, User: user, Pass: string(pass), Clean: clean, Props: keep}); ack.Type != mt.CONNACK || ack.Code != 0 {
+			t.Fatalf("archive: CONNACK %v", ack)
+		}
+		return r
+	}
+	const topic = "rooms/family/messages/kid"
+	chat := func(i int) []byte { return fmt.Appendf(nil, `{"id":"m%d","text":"hi"}`, i) }
+	c := archive(true)
+	c.Subscribe(1, "rooms/+/messages/+", 1, nil)
+	pub := b.dial(t, "kid", mt.Connect{Clean: true})
+	for i := range 3 {
+		pub.Publish(topic, chat(i), 1, false, uint16(i+1), nil)
+		pub.Expect(mt.PUBACK)
+	}
+	var ids []uint16
+	for range 3 {
+		ids = append(ids, c.NextPublish().ID)
+	}
+	if n := records(); n != 0 {
+		t.Fatalf("%d delivery records at once, want none yet", n)
+	}
+	c.Ack(mt.PUBACK, ids[0])
+	mt.WaitFor(t, "the two unacknowledged to be written", 5*time.Second, func() bool { return records() == 2 })
+
+	pub.Publish(topic, chat(3), 1, false, 4, nil)
+	pub.Expect(mt.PUBACK)
+	c.NextPublish()
+	c.Conn.Close()
+	mt.WaitFor(t, "the archive to be offline", 5*time.Second, func() bool { return b.Info().ClientsConnected == 1 })
+	if n := records(); n != 3 {
+		t.Fatalf("%d delivery records after the archive disconnected, want 3", n)
+	}
+	b.Close()
+
+	b = startBroker(t, onFile)
+	c = archive(false)
+	for i := 1; i <= 3; i++ {
+		if p := c.NextPublish(); string(p.Payload) != string(chat(i)) {
+			t.Fatalf("got %s after the restart, want %s", p.Payload, chat(i))
+		}
 	}
 }

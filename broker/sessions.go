@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,7 @@ type sessions struct {
 	mu        sync.Mutex
 	cond      *sync.Cond // on mu: wakes the writer, and writers held by a full queue
 	ops       []sessionOp
-	pending   map[string]int          // the delivery records in ops, by key: their place there
+	pending   map[string]pendingWrite // the delivery records in ops, by key
 	queued    uint64                  // writes queued so far
 	committed uint64                  // writes committed so far
 	owner     map[string]*mqtt.Client // the connection that established each stored session last
@@ -127,6 +128,18 @@ type deliveryRecord struct {
 	Seq    uint64 `json:"seq"`
 	State  byte   `json:"state,omitempty"`  // see delivery
 	Expiry int64  `json:"expiry,omitempty"` // unix seconds
+}
+
+// queuedDelivery is a delivery record still in the write queue: the
+// delivery as it was when it was stored. It is encoded when it is
+// written, so one that is replaced or deleted first costs no encoding.
+type queuedDelivery struct {
+	client string
+	d      delivery
+}
+
+func (q *queuedDelivery) record() deliveryRecord {
+	return deliveryRecord{Message: messageOf(q.d.packet(), q.client), Seq: q.d.seq, State: q.d.state, Expiry: q.d.msg.Expiry}
 }
 
 // clientOf returns the client id a subscription or inflight key starts with.
@@ -304,25 +317,35 @@ func (s *sessions) inflight(cl *mqtt.Client, id uint16) {
 // in order.
 //
 // A record not yet committed is replaced in the queue, and a delivery that
-// ends before its record is committed (the bridge's, in a burst) turns the
-// queued write into a delete, so it never reaches the disk.
+// ends before its record is committed (the bridge's, in a burst) takes
+// its write out of the queue, or turns it into a delete if an earlier
+// version may be on disk.
 func (s *sessions) delivery(id string, d *delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := deliveryKey(id, d.seq)
-	rec := deliveryRecord{Message: messageOf(d.pk, id), Seq: d.seq, State: d.state, Expiry: d.pk.Expiry}
-	if i, ok := s.pending[string(key)]; ok {
-		s.ops[i].val = rec
+	rec := &queuedDelivery{client: id, d: *d}
+	if p, ok := s.pending[string(key)]; ok {
+		s.ops[p.i].val = rec
 		return
 	}
+	fresh := !d.stored
+	d.stored = true
 	s.enqueue(sessionOp{bucket: bucketDeliver, key: key, val: rec})
 	if s.closing {
 		return // not queued
 	}
 	if s.pending == nil {
-		s.pending = map[string]int{}
+		s.pending = map[string]pendingWrite{}
 	}
-	s.pending[string(key)] = len(s.ops) - 1
+	s.pending[string(key)] = pendingWrite{len(s.ops) - 1, fresh}
+}
+
+// pendingWrite is a delivery record's place in the write queue. fresh:
+// no earlier version of the record was queued before, so none is on disk.
+type pendingWrite struct {
+	i     int
+	fresh bool
 }
 
 // delivered deletes the record of a message the session id no longer holds.
@@ -330,8 +353,12 @@ func (s *sessions) delivered(id string, seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := deliveryKey(id, seq)
-	if i, ok := s.pending[string(key)]; ok {
-		s.ops[i].val = nil // an earlier version may be on disk: delete it
+	if p, ok := s.pending[string(key)]; ok {
+		if p.fresh {
+			s.ops[p.i] = sessionOp{} // nothing to write
+		} else {
+			s.ops[p.i].val = nil // an earlier version may be on disk: delete it
+		}
 		delete(s.pending, string(key))
 		return
 	}
@@ -416,7 +443,7 @@ func (s *sessions) run() {
 		clear(s.pending)
 		s.mu.Unlock()
 
-		for {
+		for slices.ContainsFunc(ops, func(op sessionOp) bool { return op.client || op.bucket != nil }) {
 			err := s.db.Update(func(tx *bolt.Tx) error { return s.apply(tx, ops) })
 			if err == nil {
 				break
@@ -452,13 +479,20 @@ func (s *sessions) apply(tx *bolt.Tx, ops []sessionOp) error {
 			}
 			continue
 		}
+		if op.bucket == nil {
+			continue // taken out of the queue
+		}
 		b := tx.Bucket(op.bucket)
 		var err error
-		if op.val == nil {
+		val := op.val
+		if q, ok := val.(*queuedDelivery); ok {
+			val = q.record()
+		}
+		if val == nil {
 			err = b.Delete(op.key)
 		} else {
 			var v []byte
-			if v, err = json.Marshal(op.val); err == nil {
+			if v, err = json.Marshal(val); err == nil {
 				err = b.Put(op.key, v)
 			}
 		}
