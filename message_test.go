@@ -171,6 +171,12 @@ func FuzzParsePayload(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if fast, ok := parseFast(b); ok {
+			var want Payload
+			if err := json.Unmarshal(b, &want); err != nil || fast != want {
+				t.Fatalf("parseFast(%q) = %+v; json.Unmarshal: %+v, %v", b, fast, want, err)
+			}
+		}
 		p, err := ParsePayload(b)
 		if err != nil {
 			if !errors.Is(err, ErrBadPayload) {
@@ -193,6 +199,37 @@ func FuzzParsePayload(f *testing.F) {
 			t.Fatalf("round trip of %q: got %+v, want %+v", b, p2, p)
 		}
 	})
+}
+
+// TestParseFast: parseFast reads the common shapes as json.Unmarshal
+// does, and leaves every other one to it.
+func TestParseFast(t *testing.T) {
+	for _, in := range []string{
+		`{"id":"a","text":"b"}`,
+		`{"text":"b","id":"a"}`,
+		`{"id":"01J-x_Z9","text":"hi 🎉 ü","ts":1700000000123,"reply_to":"m-1"}`,
+		`{"reply_to":"m","ts":-5,"text":"x","id":"y"}`,
+		`{"ts":0,"id":"a","text":""}`,
+	} {
+		got, ok := parseFast([]byte(in))
+		var want Payload
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !ok || got != want {
+			t.Errorf("parseFast(%s) = %+v, %v; want %+v", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{
+		``, `{}`, `{"id":"a",}`, `{"id":"a","text":"b"} `, `{"id":"a","text":"b"}}`, ` {"id":"a"}`,
+		`{"id": "a"}`, `{"ID":"a","text":"b"}`, `{"id":"a","id":"b"}`, `{"id":"a","x":1}`,
+		`{"id":"a\u0041"}`, `{"id":null}`, `{"ts":1.5}`, `{"ts":1e3}`, `{"ts":01}`, `{"ts":"1"}`,
+		`{"ts":12345678901234567890}`, "{\"text\":\"\xff\"}", `{"text":"a` + "\n" + `"}`, `[]`, `{"id":"a"`,
+	} {
+		if p, ok := parseFast([]byte(in)); ok {
+			t.Errorf("parseFast(%q) = %+v, want it left to json.Unmarshal", in, p)
+		}
+	}
 }
 
 func TestParseTyping(t *testing.T) {
