@@ -193,17 +193,27 @@ func (c *clientConn) hold(t *clientConn) {
 }
 
 // flush lets go of every connection c's read loop holds, and has what
-// they gathered written.
+// they gathered written: the subscribers' deliveries first, then c's own
+// answers.
 func (c *clientConn) flush() {
 	c.holdMu.Lock()
 	defer c.holdMu.Unlock()
-	for t := range c.holding {
+	release := func(t *clientConn) {
 		t.mu.Lock()
 		t.holds--
 		if t.holds == 0 {
 			t.startWriting()
 		}
 		t.mu.Unlock()
+	}
+	_, self := c.holding[c]
+	for t := range c.holding {
+		if t != c {
+			release(t)
+		}
+	}
+	if self {
+		release(c)
 	}
 	if len(c.holding) > 64 {
 		c.holding = nil // a fan-out to many: do not keep its map

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -73,6 +74,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := hearth.LoadConfig(*configPath)
 	if err != nil {
 		return err
+	}
+	// hearth's live heap is small, and a burst of messages makes much
+	// short-lived garbage: collecting at 200 % growth instead of Go's
+	// 100 % costs a few MB and saves about a tenth of the CPU. GOGC, when
+	// set, decides (README: Performance).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	app, err := Start(cfg, log)
