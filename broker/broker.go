@@ -264,6 +264,7 @@ func (b *Broker) Start() error {
 	}
 	b.restoreDeliveries()
 	b.hook.stored = storedState{}
+	b.hook.router.subs.changed() // the stored subscriptions are loaded
 	close(b.ready)
 	go b.hook.router.run(b.done, b.cfg.WriteTimeout)
 	b.hook.presence.publishAllOffline()

@@ -97,7 +97,9 @@ func (h *hook) Provides(e byte) bool {
 		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode,
 		mqtt.OnClientExpired, mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnSubscribe, mqtt.OnSubscribed:
 		return true
-	case mqtt.OnUnsubscribed, mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete,
+	case mqtt.OnUnsubscribed:
+		return true
+	case mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnQosComplete,
 		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages:
 		return h.sessions != nil
 	}
@@ -168,6 +170,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // OnSessionEstablished runs once the CONNACK is written: the session's
 // deliveries go to this connection from now on.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	h.router.subs.changed() // a takeover has copied the old connection's subscriptions
 	h.capMu.Lock()
 	delete(h.offline, cl.ID)
 	delete(h.resuming, cl.ID)
@@ -219,6 +222,7 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // (on the internal listener, which only the bridge can use), and what was
 // granted, for the retained messages that follow the SUBACK.
 func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	h.router.subs.changed()
 	if cl.Net.Listener == listenerInternal && len(reasonCodes) > 0 && reasonCodes[0] < 0x80 {
 		h.archive.bridgeSubscribed()
 	}
@@ -237,7 +241,10 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 }
 
 func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
-	h.sessions.subscriptions(cl, pk.Filters)
+	h.router.subs.changed()
+	if h.sessions != nil {
+		h.sessions.subscriptions(cl, pk.Filters)
+	}
 }
 
 // mochi's own records are of the clients' publishes: the session file

@@ -84,6 +84,7 @@ func (h *hook) endSession(cl *mqtt.Client) {
 		h.b.server.Topics.Unsubscribe(filter, cl.ID)
 		cl.State.Subscriptions.Delete(filter)
 	}
+	h.router.subs.changed()
 	h.router.end(cl.ID)
 	h.wills.flush(cl.ID)
 	if h.sessions != nil {

@@ -102,6 +102,7 @@ type router struct {
 	offline map[string]*atomic.Int64 // bytes held by each user's offline sessions
 
 	unbounded string // the bridge's client id: held back by the archive gate, not by queue bounds
+	subs      subscribersCache
 
 	inflight atomic.Int64 // in flight over every session
 	queued   atomic.Int64 // queued over every session
@@ -109,7 +110,52 @@ type router struct {
 }
 
 func newRouter(b *Broker) *router {
-	return &router{b: b, sessions: map[string]*session{}, offline: map[string]*atomic.Int64{}}
+	return &router{b: b, sessions: map[string]*session{}, offline: map[string]*atomic.Int64{}, subs: subscribersCache{m: map[string]cachedSubscribers{}}}
+}
+
+// subscribersCache keeps mochi's answer to who subscribes to a topic,
+// which costs several allocations per publish, until a subscription
+// changes anywhere. Every change to mochi's topic index is followed by a
+// call of changed (a SUBSCRIBE or UNSUBSCRIBE, a session that ends or is
+// taken over): an answer looked up before a change is stored under the
+// generation read before the lookup, so it is never used after it.
+type subscribersCache struct {
+	gen atomic.Uint64
+	mu  sync.RWMutex
+	m   map[string]cachedSubscribers
+}
+
+type cachedSubscribers struct {
+	gen  uint64
+	subs *mqtt.Subscribers // never written: only answers without shared subscriptions are kept
+}
+
+// maxCachedTopics bounds the cache; past it, it starts again.
+const maxCachedTopics = 1024
+
+func (c *subscribersCache) changed() { c.gen.Add(1) }
+
+// get returns the subscribers of topic from the cache or from index. One
+// with shared subscriptions is the caller's to change (SelectShared).
+func (c *subscribersCache) get(index *mqtt.TopicsIndex, topic string) *mqtt.Subscribers {
+	gen := c.gen.Load()
+	c.mu.RLock()
+	e, ok := c.m[topic]
+	c.mu.RUnlock()
+	if ok && e.gen == gen {
+		return e.subs
+	}
+	subs := index.Subscribers(topic)
+	if len(subs.Shared) > 0 || len(subs.InlineSubscriptions) > 0 {
+		return subs
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxCachedTopics {
+		clear(c.m)
+	}
+	c.m[topic] = cachedSubscribers{gen, subs}
+	c.mu.Unlock()
+	return subs
 }
 
 // maxInflight3 is how many messages an MQTT 3.1.1 client, which has no
@@ -189,7 +235,7 @@ func (r *router) end(id string) { r.endIf(id, nil) }
 // it. via is the publisher's connection (nil for the server's own): its
 // read loop holds each subscriber's writes until it flushes.
 func (r *router) publish(pk packets.Packet, via *clientConn) {
-	subs := r.b.server.Topics.Subscribers(pk.TopicName)
+	subs := r.subs.get(r.b.server.Topics, pk.TopicName)
 	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
 		return
 	}

@@ -288,3 +288,53 @@ func TestArchiveRecordsLazy(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribersFollowChanges: the router's cache of who subscribes to
+// a topic follows every change: an UNSUBSCRIBE, a new SUBSCRIBE, a
+// connection that ends its session, and one that resumes it elsewhere.
+func TestSubscribersFollowChanges(t *testing.T) {
+	b := startBroker(t)
+	pub := b.dial(t, "mum", mt.Connect{Clean: true})
+	n := uint16(0)
+	send := func(text string) {
+		n++
+		pub.Publish("home/door", []byte(text), 1, false, n, nil)
+		pub.Expect(mt.PUBACK)
+	}
+	gets := func(c *mt.Raw, want string) {
+		t.Helper()
+		p := c.NextPublish()
+		if string(p.Payload) != want {
+			t.Fatalf("got %q, want %q", p.Payload, want)
+		}
+		c.Ack(mt.PUBACK, p.ID)
+	}
+	c := b.dial(t, "dad", mt.Connect{ID: "door", Clean: true})
+	c.Subscribe(1, "home/door", 1, nil)
+	send("one")
+	gets(c, "one")
+	c.Unsubscribe(2, "home/door")
+	send("two")
+	c.NoPacket(300*time.Millisecond, "a message after UNSUBSCRIBE")
+	c.Subscribe(3, "home/+", 1, nil)
+	send("three")
+	gets(c, "three")
+
+	// Ended with the connection: a new one with the same id gets nothing.
+	c.Conn.Close()
+	mt.WaitFor(t, "the session to end", 5*time.Second, func() bool { return !b.subscribed("door", "home/door") })
+	c = b.dial(t, "dad", mt.Connect{ID: "door", Clean: true})
+	send("four")
+	c.NoPacket(300*time.Millisecond, "a message to a new session that did not subscribe")
+
+	// A persistent session taken over keeps its subscription.
+	keep := mt.Props{}.Add(mt.PropSessionExpiry, uint32(600))
+	d := b.dial(t, "dad", mt.Connect{ID: "display", Clean: true, Props: keep})
+	d.Subscribe(1, "home/door", 1, nil)
+	send("five")
+	gets(d, "five")
+	d2 := b.dial(t, "dad", mt.Connect{ID: "display", Props: keep})
+	send("six")
+	gets(d2, "six")
+	c.NoPacket(100*time.Millisecond, "a message to a new session that did not subscribe")
+}

@@ -39,6 +39,7 @@ const (
 	SUBSCRIBE   = 8
 	SUBACK      = 9
 	UNSUBSCRIBE = 10
+	UNSUBACK    = 11
 	PINGRESP    = 13
 	DISCONNECT  = 14
 )
@@ -352,6 +353,17 @@ func (r *Raw) Subscribe(id uint16, filter string, options byte, p Props) []byte 
 	r.Send(SUBSCRIBE, 2, b)
 	ack := r.Expect(SUBACK)
 	return ack.Codes
+}
+
+// Unsubscribe sends an UNSUBSCRIBE of filter and returns the UNSUBACK.
+func (r *Raw) Unsubscribe(id uint16, filter string) Packet {
+	r.t.Helper()
+	b := binary.BigEndian.AppendUint16(nil, id)
+	if r.version == 5 {
+		b = append(b, 0) // no properties
+	}
+	r.Send(UNSUBSCRIBE, 2, appendStr(b, filter))
+	return r.Expect(UNSUBACK)
 }
 
 func (r *Raw) Publish(topic string, payload []byte, qos byte, retain bool, id uint16, p Props) {
