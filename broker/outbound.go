@@ -597,6 +597,11 @@ func (s *session) store(d *delivery) {
 	if s.lazy() && !d.stored {
 		return
 	}
+	s.record(d)
+}
+
+// record queues d's record for the session file of a persistent session.
+func (s *session) record(d *delivery) {
 	if st := s.r.b.hook.sessions; st != nil && s.persistent {
 		st.delivery(s.id, d)
 	}
@@ -627,9 +632,7 @@ func (s *session) storeLazy(all bool) {
 			return
 		}
 		if all || d.aged {
-			if st := s.r.b.hook.sessions; st != nil && s.persistent {
-				st.delivery(s.id, d)
-			}
+			s.record(d)
 			return
 		}
 		d.aged = true
