@@ -1,4 +1,4 @@
-module hearth
+module github.com/hearth-home/hearth
 
 go 1.26.0
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"hearth/internal/jsonscan"
+	"github.com/hearth-home/hearth/internal/jsonscan"
 )
 
 // Limits of the message payload (README, "MQTT topics and payloads").

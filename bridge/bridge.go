@@ -20,8 +20,8 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
-	"hearth"
-	"hearth/history"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // Archive is where the bridge commits messages: history.Store.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"hearth"
-	"hearth/history"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // TestReceiptsOf: one receipt per sender and room, in the order of their

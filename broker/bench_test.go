@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	mt "hearth/internal/mqtttest"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // Benchmarks of the publish path: a chat message from an MQTT client goes

@@ -18,7 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // Listener ids.

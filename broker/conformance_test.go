@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
-	mt "hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // The conformance suite: one row per MQTT behaviour, each run against

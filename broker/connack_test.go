@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	mt "hearth/internal/mqtttest"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 func TestConnackAhead(t *testing.T) {

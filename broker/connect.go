@@ -8,7 +8,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/time/rate"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // OnConnect runs before authentication, once mochi has read the CONNECT.

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
-	mt "hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // TestFloodingEscalates: a connection that keeps publishing over the

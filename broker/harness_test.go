@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"hearth"
-	mt "hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // The users of the broker's tests; each one's password is password(name).

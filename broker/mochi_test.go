@@ -10,7 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	mt "hearth/internal/mqtttest"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // The bugs of mochi v2.7.9 that hearth mends, each shown on a plain mochi

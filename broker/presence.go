@@ -7,7 +7,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // presence counts each user's connections and publishes presence/{user}

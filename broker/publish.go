@@ -11,7 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/time/rate"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 var errRetained = errors.New("chat messages and typing events must not be retained")

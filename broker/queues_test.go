@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
-	mt "hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 
 	bolt "go.etcd.io/bbolt"
 )

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
-	mt "hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // held returns how many messages the session of a client id holds

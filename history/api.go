@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // Publisher publishes a chat message as a user, with the broker's access

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // apiConfigYAML is the family behind the API tests. HASH_<name> stands

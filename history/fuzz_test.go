@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // FuzzPage checks Page against a model: a room holds seqs first..last

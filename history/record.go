@@ -1,8 +1,8 @@
 package history
 
 import (
-	"hearth"
-	"hearth/internal/jsonscan"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/internal/jsonscan"
 )
 
 // decodeFast reads a stored message without reflection. Records are

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // TestDecodeFast: whatever json.Marshal writes for a message, decodeFast

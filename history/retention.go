@@ -9,7 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k) }

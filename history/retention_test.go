@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 func TestPrune(t *testing.T) {

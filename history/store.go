@@ -13,7 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // Page sizes (README, "GET /api/rooms/{room}/messages").

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 const benchText = "a typical short chat message, about sixty bytes of text"

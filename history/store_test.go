@@ -12,7 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // openStore opens a store in a fresh temp dir and closes it at the end.

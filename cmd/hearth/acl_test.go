@@ -10,7 +10,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // The ACL matrix: every role (admin mum, member dad, member kid who is not

@@ -12,11 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"hearth"
-	"hearth/bridge"
-	"hearth/broker"
-	"hearth/history"
-	"hearth/webclient"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/bridge"
+	"github.com/hearth-home/hearth/broker"
+	"github.com/hearth-home/hearth/history"
+	"github.com/hearth-home/hearth/webclient"
 )
 
 // App is hearth running: the store, the broker, the bridge and the HTTP

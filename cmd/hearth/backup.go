@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"hearth"
-	"hearth/history"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // backup writes a consistent copy of the history to a file. While hearth

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"hearth"
-	"hearth/history"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // writeConfig writes cfg's essentials as a config file for the commands.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"hearth/broker"
-	"hearth/history"
+	"github.com/hearth-home/hearth/broker"
+	"github.com/hearth-home/hearth/history"
 )
 
 // TestBridgeSurvivesDroppedConnections drops the bridge's connection again

@@ -12,8 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"hearth"
-	"hearth/webclient"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/webclient"
 )
 
 // browser starts Debian's Chromium (headless) for the test; like the other

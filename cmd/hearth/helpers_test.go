@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
-	"hearth"
-	"hearth/broker"
-	"hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/broker"
+	"github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // testUsers are the users of every end-to-end test; each one's password

@@ -16,7 +16,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // server is hearth serve as a separate process, to be killed for real.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // heap returns the live heap after a collection.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // TestLiveDeliveryArchiveAndReceipt: a message from an MQTT 5 member

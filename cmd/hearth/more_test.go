@@ -22,10 +22,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"log/slog"
 
-	"hearth"
-	"hearth/broker"
-	"hearth/history"
-	"hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/broker"
+	"github.com/hearth-home/hearth/history"
+	"github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // nextPresence waits for the next presence of user.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 // TestPublishingSubscriberGetsEverything: a client that receives at QoS 1

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 
-	"hearth"
-	mt "hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // TestChatMessageAtQoS2: a chat message published at QoS 2 (an MQTT

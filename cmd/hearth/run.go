@@ -17,7 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/term"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 const usage = `hearth: a self-hosted family chat

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"hearth"
-	mt "hearth/internal/mqtttest"
+	"github.com/hearth-home/hearth"
+	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
 // metric reads one gauge or counter from a running hearth's /metrics.

@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
-	"hearth"
-	"hearth/history"
+	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // tools are the independent clients the bench drives.

@@ -23,7 +23,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"hearth"
+	"github.com/hearth-home/hearth"
 )
 
 func main() {
