@@ -1,17 +1,19 @@
-// Builds the web chat into dist/: bundles src/main.js (and MQTT.js) with
-// esbuild into dist/app.js, and copies the static files next to it.
-// dist/ is embedded into the hearth binary by webclient.go.
+// Builds the web chat into dist/: bundles src/main.js (and MQTT.js) and
+// src/style.css with esbuild under content-hashed names (app-HASH.js,
+// style-HASH.css, favicon-HASH.svg, and their source maps), writes
+// index.html from src/index.html with those names, and beside every file
+// its gzip (.gz) and brotli (.br) forms, made once here at the highest
+// levels. dist/ is embedded into the hearth binary by webclient.go, which
+// serves the hashed files as immutable and index.html with an ETag.
 import * as esbuild from "esbuild";
-import { copyFile, mkdir, readdir, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const src = join(here, "src");
 const dist = join(here, "dist");
-
-// Static files served as they are.
-const STATIC = ["index.html", "style.css", "favicon.svg"];
 
 // Empty dist/, but keep dist/.gitkeep: git tracks the folder so that
 // go:embed finds it even before the first build.
@@ -22,19 +24,66 @@ for (const name of await readdir(dist)) {
   }
 }
 
-await esbuild.build({
-  entryPoints: [join(src, "main.js")],
-  outfile: join(dist, "app.js"),
+const result = await esbuild.build({
+  entryPoints: [
+    { in: join(src, "main.js"), out: "app" },
+    { in: join(src, "style.css"), out: "style" },
+  ],
+  outdir: dist,
+  entryNames: "[name]-[hash]",
+  assetNames: "[name]-[hash]",
+  loader: { ".svg": "file" }, // the favicon, referenced by style.css
   bundle: true,
   format: "esm",
   platform: "browser",
   target: "es2020",
   minify: true,
   sourcemap: "linked",
+  metafile: true,
   logLevel: "info",
 });
 
-for (const name of STATIC) {
-  await copyFile(join(src, name), join(dist, name));
+// The hashed name of each source file, from esbuild's metafile: entry
+// points by their entryPoint, assets (the favicon) by their only input.
+const hashed = new Map();
+for (const [out, meta] of Object.entries(result.metafile.outputs)) {
+  if (out.endsWith(".map")) continue;
+  const input = meta.entryPoint ?? Object.keys(meta.inputs)[0];
+  hashed.set(relative(src, join(process.cwd(), input)), relative(dist, join(process.cwd(), out)));
 }
-console.log(`copied ${STATIC.join(", ")} into dist/`);
+
+// index.html keeps its own name (browsers ask for it again each time).
+// src/index.html names the source files; dist/index.html the hashed
+// ones. Each reference must be there exactly once, so that a change to
+// the page cannot silently keep a name that is not built.
+let page = await readFile(join(src, "index.html"), "utf8");
+for (const [attr, name] of [["href", "favicon.svg"], ["href", "style.css"], ["src", "main.js"]]) {
+  const ref = `${attr}="${name}"`;
+  const to = hashed.get(name);
+  if (!to || page.split(ref).length !== 2) {
+    throw new Error(`index.html: want ${ref} exactly once, and a hashed output for src/${name} (got ${to})`);
+  }
+  page = page.replace(ref, `${attr}="${to}"`);
+}
+await writeFile(join(dist, "index.html"), page);
+
+// Compressed forms of every file, kept even where they are not smaller
+// (the favicon), so that every file can be served in each encoding.
+let plain = 0, br = 0;
+for (const name of await readdir(dist)) {
+  if (name.startsWith(".")) continue;
+  const data = await readFile(join(dist, name));
+  const b = brotliCompressSync(data, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+      [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+    },
+  });
+  await writeFile(join(dist, name + ".br"), b);
+  await writeFile(join(dist, name + ".gz"), gzipSync(data, { level: constants.Z_BEST_COMPRESSION }));
+  if (!name.endsWith(".map")) {
+    plain += data.length;
+    br += b.length;
+  }
+}
+console.log(`wrote index.html -> ${[...hashed.values()].join(", ")}; the page is ${plain} bytes, ${br} with brotli`);

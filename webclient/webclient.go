@@ -27,6 +27,13 @@ func Built() bool {
 // built. Every answer carries a Content-Security-Policy that allows only
 // the page's own scripts and styles, and WebSocket connections to the
 // page's own host.
+//
+// The files are read once, here. A file whose name carries esbuild's
+// content hash (app-RWZK5K5T.js) is served as immutable: a new build
+// gives it a new name. The others (index.html, which names the hashed
+// ones) are revalidated on every use with a strong ETag. Each file is
+// served in the encoding the client prefers among brotli, gzip (both
+// made by the build) and none; unknown paths are 404.
 func Handler() http.Handler {
 	if !Built() {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,12 +47,20 @@ func Handler() http.Handler {
 		})
 	}
 	sub, _ := fs.Sub(dist, "dist")
-	files := http.FileServerFS(sub)
+	files := loadFiles(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", csp(r.Host))
-		// The files carry no version in their names: make browsers ask.
-		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if name == "" {
+			name = "index.html"
+		}
+		f, ok := files[name]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		f.serve(w, r)
 	})
 }
 
