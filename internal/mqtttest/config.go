@@ -19,9 +19,9 @@ var (
 	hashes = map[string]string{}
 )
 
-// hash returns the bcrypt hash of user's password, made once (at the
-// lowest cost: tests log in thousands of times).
-func hash(user string) string {
+// PasswordHash returns the bcrypt hash of user's password, made once (at
+// the lowest cost: tests log in thousands of times).
+func PasswordHash(user string) string {
 	hashMu.Lock()
 	defer hashMu.Unlock()
 	if h, ok := hashes[user]; ok {
@@ -42,7 +42,7 @@ func ConfigYAML(dir string, users []User) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir: %q\nhttp: {addr: \"127.0.0.1:0\"}\nmqtt: {addr: \"127.0.0.1:0\", publish_rate: 0}\nusers:\n", dir)
 	for _, u := range users {
-		fmt.Fprintf(&b, "  - {name: %s, role: %s, password_hash: %q}\n", u.Name, u.Role, hash(u.Name))
+		fmt.Fprintf(&b, "  - {name: %s, role: %s, password_hash: %q}\n", u.Name, u.Role, PasswordHash(u.Name))
 	}
 	b.WriteString(`rooms:
   - {name: family, title: Family, members: ["*"], readers: [kitchen]}
