@@ -234,10 +234,31 @@ func TestBrowserChat(t *testing.T) {
 		until(t, mum, "told why", `document.body.innerText.includes('session has expired')`)
 	})
 
+	// The page's own files, as Resource Timing saw them: [name,
+	// transferSize, encodedBodySize, decodedBodySize].
+	const files = `performance.getEntriesByType('resource').filter(e => /\/(app|style|favicon)-[A-Z2-7]{8}\./.test(e.name)).map(e => [e.name, e.transferSize, e.encodedBodySize, e.decodedBodySize])`
 	t.Run("reload shows history", func(t *testing.T) {
+		first := eval[[][]any](t, dad, files)
 		do(t, dad, "reload", chromedp.Reload())
 		until(t, dad, "history after reload", msgWith("hello from kid"))
 		until(t, dad, "online after reload", `document.querySelector('#conn-status')?.dataset.state === 'online'`)
+		// The first visit got the script and the style sheet compressed; the
+		// reload took them from the browser's cache without asking (they
+		// are immutable), so nothing of them crossed the wire.
+		again := eval[[][]any](t, dad, files)
+		if len(first) < 2 || len(again) < 2 {
+			t.Fatalf("the page's files: first %v, after the reload %v; want the script and the style sheet in both", first, again)
+		}
+		for _, f := range first {
+			if enc, dec := f[2].(float64), f[3].(float64); !strings.Contains(f[0].(string), ".svg") && !(enc > 0 && enc < dec/2) {
+				t.Errorf("first visit: %v came %v bytes for %v, want it compressed", f[0], enc, dec)
+			}
+		}
+		for _, f := range again {
+			if f[1].(float64) != 0 {
+				t.Errorf("after the reload: %v took %v bytes over the wire, want 0 (from the cache)", f[0], f[1])
+			}
+		}
 	})
 
 	t.Run("offline outbox", func(t *testing.T) {
