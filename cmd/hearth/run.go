@@ -27,6 +27,7 @@ Usage:
   hearth passwd                                           read a password, print its bcrypt hash
   hearth token -config FILE -user NAME [-ttl 720h]        print a token for a device or script
   hearth backup -config FILE -o FILE                      copy the history, while hearth runs or not
+  hearth version                                          print the version, commit, date and Go version
 `
 
 // errUsage is returned for bad command lines; the usage is printed first.
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return token(args[1:], stdout, stderr)
 	case "backup":
 		return backup(ctx, args[1:], stdout, stderr)
+	case "version":
+		return version(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
