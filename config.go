@@ -39,6 +39,15 @@ type Config struct {
 	Rooms   []Room       `yaml:"rooms"`
 	ACL     []ACLRule    `yaml:"acl"` // topics outside the chat tree
 	Bridge  BridgeConfig `yaml:"bridge"`
+
+	Metrics MetricsConfig `yaml:"metrics"`
+}
+
+// MetricsConfig is the optional listener that serves /metrics without a
+// token, for a Prometheus on the same machine. GET /metrics on http.addr
+// always needs an admin's token.
+type MetricsConfig struct {
+	Addr string `yaml:"addr"` // "" (the default) turns it off; a loopback host:port otherwise
 }
 
 // HTTPConfig is the web page, API and MQTT over WebSocket listener.
@@ -483,6 +492,20 @@ func (c *Config) Validate() error {
 		for _, b := range listeners[:i] {
 			if a.addr != "" && a.addr == b.addr && !strings.HasSuffix(a.addr, ":0") {
 				add(a.key, "%s is also %s", a.addr, b.key)
+			}
+		}
+	}
+
+	if a := c.Metrics.Addr; a != "" {
+		switch err := checkHostPort(a); {
+		case err != nil:
+			addErr("metrics.addr", err)
+		case !IsLoopbackAddr(a):
+			add("metrics.addr", "%q: must be a loopback address such as 127.0.0.1:9090 (it serves without a token; from elsewhere, scrape GET /metrics on http.addr with an admin's token)", a)
+		}
+		for _, l := range listeners {
+			if a == l.addr && !strings.HasSuffix(a, ":0") {
+				add("metrics.addr", "%s is also %s", a, l.key)
 			}
 		}
 	}

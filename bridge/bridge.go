@@ -44,7 +44,14 @@ type Config struct {
 	// (hearth's mqtt.max_message_bytes); default 16384. A longer list of
 	// items is split over several receipts.
 	MaxReceiptBytes int
+
+	// CommitTime, if set, observes the seconds each archive commit took
+	// (the one that succeeded, when a commit is retried).
+	CommitTime Observer
 }
+
+// Observer takes one measurement (a prometheus.Histogram is one).
+type Observer interface{ Observe(float64) }
 
 // receiptWorkers publish receipts in parallel, each waiting for its PUBACK.
 const receiptWorkers = 8
@@ -341,8 +348,12 @@ func (b *Bridge) commit(ctx context.Context, batch []item) bool {
 	delay := 50 * time.Millisecond
 	var res []history.Appended
 	for {
+		start := time.Now()
 		var err error
 		if res, err = b.archive.Append(msgs); err == nil {
+			if b.cfg.CommitTime != nil {
+				b.cfg.CommitTime.Observe(time.Since(start).Seconds())
+			}
 			break
 		}
 		b.log.Error("archive commit failed, retrying", "messages", len(msgs), "error", err)

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearth-home/hearth"
 	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
@@ -320,8 +323,11 @@ func (s *benchSubs) checkEach(b *testing.B, n int64) {
 // checkNothingRefused fails b if the broker refused or dropped anything.
 func checkNothingRefused(b *testing.B, br *Broker) {
 	b.Helper()
-	st := &br.Stats
-	if n := st.InvalidPublishes.Load() + st.ACLDenied.Load() + st.RateLimited.Load() + st.ArchiveBusy.Load() + st.QueueDropped.Load(); n > 0 {
+	n := br.Stats.QueueDropped.Load()
+	for _, r := range Reasons() {
+		n += br.Refused(r)
+	}
+	if n > 0 {
 		b.Fatalf("%d publishes refused or deliveries dropped", n)
 	}
 }
@@ -341,7 +347,7 @@ func checkNothingRefused(b *testing.B, br *Broker) {
 // Every message must reach the subscriber before the clock stops.
 func BenchmarkPublish(b *testing.B) {
 	b.Run("mqtt", func(b *testing.B) {
-		br := startBroker(b).Broker
+		br := startBroker(b, measured).Broker
 		subs := subscribeBench(b, br.MQTTAddr(), 1)
 		n := publishLoop(b, br, nil)
 		subs.await(b, int64(n))
@@ -351,7 +357,7 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	b.Run("http", func(b *testing.B) {
 		const publishWindow = 256 // well under what may be in flight to the subscriber: nothing waits in its queue
-		br := startBroker(b).Broker
+		br := startBroker(b, measured).Broker
 		subs := subscribeBench(b, br.MQTTAddr(), 1)
 		var n uint64
 		b.ReportAllocs()
@@ -409,7 +415,7 @@ func publishLoop(b *testing.B, br *Broker, each func(n uint64)) uint64 {
 func BenchmarkFanOut(b *testing.B) {
 	for _, subscribers := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("N=%d", subscribers), func(b *testing.B) {
-			br := startBroker(b).Broker
+			br := startBroker(b, measured).Broker
 			subs := subscribeBench(b, br.MQTTAddr(), subscribers)
 			n := publishLoop(b, br, func(n uint64) { subs.await(b, int64(n)*int64(subscribers)) })
 			sec := b.Elapsed().Seconds()
@@ -419,4 +425,10 @@ func BenchmarkFanOut(b *testing.B) {
 			checkNothingRefused(b, br)
 		})
 	}
+}
+
+// measured has the broker time its deliveries into a histogram, as hearth
+// serve does.
+func measured(_ *hearth.Config, c *Config) {
+	c.DeliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bench_delivery_seconds", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)})
 }

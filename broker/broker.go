@@ -87,7 +87,19 @@ type Config struct {
 	// ConnectTimeout is how long a new connection may take to send its
 	// CONNECT (default 10 s).
 	ConnectTimeout time.Duration
+
+	// RefusalLogInterval is how often repeated refusals are summed up in
+	// one log line (default 10 s; see refusals).
+	RefusalLogInterval time.Duration
+
+	// DeliveryLatency, if set, observes the seconds from accepting a
+	// PUBLISH to writing it to each subscriber's connection (see
+	// session.write).
+	DeliveryLatency Observer
 }
+
+// Observer takes one measurement (a prometheus.Histogram is one).
+type Observer interface{ Observe(float64) }
 
 // Broker is hearth's MQTT broker. Create it with New, then Start it, and
 // Close it when done.
@@ -109,18 +121,15 @@ type Broker struct {
 	done      chan struct{} // closed by Close
 	ready     chan struct{} // closed once Start has restored the sessions: connections wait for it
 
+	refusals *refusals
+	epoch    time.Time // monotonic origin of deliveries' publish stamps
+
 	Stats Stats
 }
 
-// Stats counts what the broker refused. The fields are updated atomically.
+// Stats counts what the broker dropped or closed; what it refused is
+// counted by reason (Refused). The fields are updated atomically.
 type Stats struct {
-	AuthFailures      atomic.Int64 // connections refused for credentials
-	ClientIDRefused   atomic.Int64 // client ids held by another user
-	TooMany           atomic.Int64 // connections over a user's limit
-	ACLDenied         atomic.Int64 // publishes and wills refused by the policy
-	InvalidPublishes  atomic.Int64 // publishes refused by validation
-	RateLimited       atomic.Int64 // publishes over the rate limit
-	ArchiveBusy       atomic.Int64 // publishes refused because the archive stayed behind
 	FloodDisconnects  atomic.Int64 // connections closed for publishing over the rate limit
 	UsersHeldOff      atomic.Int64 // times a user was held off for flooding
 	HeldOff           atomic.Int64 // connections refused while their user was held off
@@ -155,7 +164,8 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	if cfg.Logins == nil {
 		cfg.Logins = hearth.NewLoginLimiter()
 	}
-	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log, done: make(chan struct{}), ready: make(chan struct{})}
+	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log, done: make(chan struct{}), ready: make(chan struct{}),
+		refusals: newRefusals(log, cfg.RefusalLogInterval), epoch: time.Now()}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("broker: bridge secret: %w", err)
@@ -287,9 +297,22 @@ func (b *Broker) Close() error {
 		b.server.Close()
 		b.hook.router.storeLazy()
 		b.closeSessions()
+		b.refusals.close()
 	})
 	return nil
 }
+
+// stamp is now on the monotonic clock, for measuring deliveries; 0 when
+// they are not measured.
+func (b *Broker) stamp() int64 {
+	if b.cfg.DeliveryLatency == nil {
+		return 0
+	}
+	return int64(time.Since(b.epoch)) + 1
+}
+
+// Refused returns how many times the broker refused something for reason r.
+func (b *Broker) Refused(r Reason) int64 { return b.refusals.count(r) }
 
 func (b *Broker) closeSessions() {
 	if s := b.hook.sessions; s != nil {
@@ -338,18 +361,20 @@ func (b *Broker) BridgeEndpoint() (url, username string, password []byte) {
 // ErrBusy, or one wrapping hearth.ErrBadPayload or ErrTooLarge).
 func (b *Broker) Publish(user, topic string, payload []byte) error {
 	if !b.policy.CanPublish(user, topic) {
+		b.refusals.refuse(NotAuthorized, "user", user, "topic", topic, "via", "http")
 		return ErrNotAllowed
 	}
 	if !b.hook.allowUser(user) {
-		b.Stats.RateLimited.Add(1)
+		b.refusals.refuse(RateLimited, "user", user, "via", "http")
 		return ErrRateLimited
 	}
 	kind, err := b.hook.validate(topic, payload, false)
 	if err != nil {
+		b.refusals.refuse(InvalidPublish, "user", user, "topic", topic, "via", "http", "error", err)
 		return err
 	}
 	if kind == hearth.TopicMessage && !b.hook.archive.wait(archiveMaxWait, nil) {
-		b.Stats.ArchiveBusy.Add(1)
+		b.refusals.refuse(ArchiveBusy, "user", user, "via", "http")
 		return ErrBusy
 	}
 	if err := b.server.Publish(topic, payload, false, 1); err != nil {

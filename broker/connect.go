@@ -43,13 +43,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Net.Listener == listenerInternal {
 		ok := user == hearth.BridgeUser && subtle.ConstantTimeCompare(pk.Connect.Password, h.b.bridgeSecret) == 1
 		if !ok {
-			h.b.Stats.AuthFailures.Add(1)
+			h.b.refusals.refuse(BadCredentials, "user", user, "remote", cl.Net.Remote, "listener", listenerInternal)
 		}
 		return ok
 	}
 	if user == "" || user == hearth.BridgeUser {
-		h.b.Stats.AuthFailures.Add(1)
-		h.b.log.Debug("mqtt connection refused: no user", "remote", cl.Net.Remote)
+		h.b.refusals.refuse(BadCredentials, "user", user, "remote", cl.Net.Remote)
 		return false
 	}
 	password := string(pk.Connect.Password)
@@ -61,8 +60,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if !hearth.LooksLikeToken(password) {
 		var wait time.Duration
 		if try, wait = h.b.cfg.Logins.Begin(user, cl.Net.Remote); try == nil {
-			h.b.Stats.AuthFailures.Add(1)
-			h.b.log.Debug("mqtt connection refused: too many failed logins", "user", user, "remote", cl.Net.Remote, "retry_in", wait)
+			h.b.refusals.refuse(LoginLimited, "user", user, "remote", cl.Net.Remote, "retry_in", wait)
 			return h.refuse(cl, packets.ErrConnectionRateExceeded)
 		}
 	}
@@ -71,32 +69,28 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		try.Done(err == nil)
 	}
 	if err != nil {
-		h.b.Stats.AuthFailures.Add(1)
-		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
+		h.b.refusals.refuse(BadCredentials, "user", user, "remote", cl.Net.Remote)
 		return false
 	}
 	if left := h.flood.heldOff(user); left > 0 {
-		h.b.Stats.HeldOff.Add(1)
-		h.b.log.Debug("mqtt connection refused: held off for flooding", "user", user, "remote", cl.Net.Remote, "retry_in", left)
+		h.b.refusals.refuse(HeldOff, "user", user, "remote", cl.Net.Remote, "retry_in", left)
 		return h.refuse(cl, packets.ErrConnectionRateExceeded)
 	}
 	if lim := h.b.cfg.MaxPerUser; lim > 0 && h.presence.connections(user) >= lim && !h.resumes(cl.ID) {
-		h.b.Stats.TooMany.Add(1)
-		h.b.log.Info("mqtt connection refused: too many connections", "user", user, "limit", lim)
+		h.b.refusals.refuse(TooManyConnections, "user", user, "remote", cl.Net.Remote, "limit", lim)
 		return h.refuse(cl, packets.ErrQuotaExceeded)
 	}
 	if !h.clientIDFree(cl.ID, user) {
-		h.b.Stats.ClientIDRefused.Add(1)
-		h.b.log.Info("mqtt connection refused: client id belongs to another user", "user", user, "client", cl.ID)
+		h.b.refusals.refuse(ClientIDTaken, "user", user, "remote", cl.Net.Remote, "client", cl.ID)
 		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
 	}
 	if pk.Connect.WillFlag {
 		if !h.b.policy.CanPublishAs(user, cl.ID, pk.Connect.WillTopic) {
-			h.b.Stats.ACLDenied.Add(1)
+			h.b.refusals.refuse(NotAuthorized, "user", user, "remote", cl.Net.Remote, "client", cl.ID, "will", pk.Connect.WillTopic)
 			return h.refuse(cl, packets.ErrNotAuthorized)
 		}
 		if _, err := h.validate(pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillRetain); err != nil {
-			h.b.Stats.InvalidPublishes.Add(1)
+			h.b.refusals.refuse(InvalidPublish, "user", user, "remote", cl.Net.Remote, "client", cl.ID, "will", pk.Connect.WillTopic, "error", err)
 			return h.refuse(cl, codeOf(err))
 		}
 	}
@@ -136,6 +130,11 @@ func (h *hook) connack(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		// allows it, and hearth never accepts one: a bad password.
 		pk.ReasonCode = packets.ErrBadUsernameOrPassword.Code
 		pk.Properties.ReasonString = packets.ErrBadUsernameOrPassword.Reason
+		h.b.refusals.refuse(BadCredentials, "user", userOf(cl), "remote", cl.Net.Remote, "password", "empty")
+	}
+	if (pk.ReasonCode == packets.ErrServerBusy.Code || pk.ReasonCode == packets.ErrServerUnavailable.Code) && !cl.Net.Inline {
+		// Only mochi sends these, for a CONNECT over its MaximumClients.
+		h.b.refusals.refuse(ServerFull, "user", userOf(cl), "remote", cl.Net.Remote)
 	}
 	if c := connOf(cl); c != nil && pk.ReasonCode == 0 {
 		c.present = pk.SessionPresent

@@ -27,6 +27,12 @@ type testBroker struct {
 // rules for home topics; tune may change its settings.
 func startBroker(t testing.TB, tune ...func(*hearth.Config, *Config)) *testBroker {
 	t.Helper()
+	return startBrokerLog(t, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), tune...)
+}
+
+// startBrokerLog is startBroker logging to log.
+func startBrokerLog(t testing.TB, log *slog.Logger, tune ...func(*hearth.Config, *Config)) *testBroker {
+	t.Helper()
 	dir := t.TempDir()
 	var y strings.Builder
 	y.WriteString(mt.ConfigYAML(dir, testUsers))
@@ -56,7 +62,6 @@ func startBroker(t testing.TB, tune ...func(*hearth.Config, *Config)) *testBroke
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b, err := New(bc, hearth.NewPolicy(&cfg), auth, log)
 	if err != nil {
 		t.Fatalf("broker: %v", err)

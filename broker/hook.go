@@ -218,11 +218,17 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	return pk
 }
 
-// OnSubscribed notes when the embedded bridge's subscription is in place
+// OnSubscribed counts the filters the access rules refused, notes when
+// the embedded bridge's subscription is in place
 // (on the internal listener, which only the bridge can use), and what was
 // granted, for the retained messages that follow the SUBACK.
 func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	h.router.subs.changed()
+	for i, code := range reasonCodes {
+		if code == packets.ErrNotAuthorized.Code && i < len(pk.Filters) {
+			h.b.refusals.refuse(SubscribeDenied, "user", userOf(cl), "client", cl.ID, "filter", pk.Filters[i].Filter)
+		}
+	}
 	if cl.Net.Listener == listenerInternal && len(reasonCodes) > 0 && reasonCodes[0] < 0x80 {
 		h.archive.bridgeSubscribed()
 	}

@@ -46,7 +46,8 @@ type delivery struct {
 	msg    *packets.Packet // the publish; never written
 	subIDs []int           // the identifiers of the subscriptions it matched (MQTT 5)
 	seq    uint64          // order within the session; the key of its record
-	size   int             // what it counts against the bounds
+	at     int64           // when the broker accepted the publish (Broker.stamp); 0: not to be observed
+	size   int32           // what it counts against the bounds
 	id     uint16          // its packet id, once it is in flight
 	qos    byte
 	retain bool
@@ -239,7 +240,7 @@ func (r *router) publish(pk packets.Packet, via *clientConn) {
 	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
 		return
 	}
-	msg := &pk
+	msg, at := &pk, r.b.stamp()
 	if len(subs.Shared) > 0 {
 		subs.SelectShared()
 		subs.MergeSharedSelected()
@@ -249,14 +250,15 @@ func (r *router) publish(pk packets.Packet, via *clientConn) {
 		if !ok {
 			continue
 		}
-		r.deliver(cl, sub, msg, false, via)
+		r.deliver(cl, sub, msg, false, via, at)
 	}
 }
 
 // deliver gives msg to cl's session as sub asks. retained is set for a
 // retained message sent because of a new subscription. via, if not nil,
-// holds cl's writes (publish).
-func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, msg *packets.Packet, retained bool, via *clientConn) {
+// holds cl's writes (publish). at is when the publish was accepted
+// (Broker.stamp), 0 for none.
+func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, msg *packets.Packet, retained bool, via *clientConn, at int64) {
 	if sub.NoLocal && msg.Origin == cl.ID {
 		return // [MQTT-3.8.3-3]
 	}
@@ -268,7 +270,7 @@ func (r *router) deliver(cl *mqtt.Client, sub packets.Subscription, msg *packets
 		return // its session ends with the connection
 	}
 	v5 := cl.Properties.ProtocolVersion == 5
-	d := delivery{msg: msg, qos: min(msg.FixedHeader.Qos, sub.Qos),
+	d := delivery{msg: msg, at: at, qos: min(msg.FixedHeader.Qos, sub.Qos),
 		retain: retained || (v5 && sub.RetainAsPublished && msg.FixedHeader.Retain)}
 	if v5 {
 		d.subIDs = subscriptionIDs(sub)
@@ -307,10 +309,13 @@ func (s *session) add(out delivery) {
 	}
 	st := &s.r.b.Stats
 	if out.qos == 0 {
-		if s.cl != nil && !s.cl.Closed() && !expired(out.msg) {
-			s.write(out.packet())
+		if s.cl != nil && !s.cl.Closed() && !expired(out.msg) && s.write(out.packet()) == nil {
+			s.observe(&out)
 		}
 		return
+	}
+	if s.cl == nil {
+		out.at = 0 // its time offline is not the broker's
 	}
 	n := size(out.msg)
 	bounded := s.id != s.r.unbounded
@@ -330,7 +335,7 @@ func (s *session) add(out delivery) {
 	s.nextSeq++
 	d := new(delivery)
 	*d = out
-	d.seq, d.size = s.nextSeq, n
+	d.seq, d.size = s.nextSeq, int32(n)
 	s.bytes += n
 	s.queue = append(s.queue, d)
 	s.r.queued.Add(1)
@@ -388,9 +393,21 @@ func (s *session) pump() {
 // send writes pk, the PUBLISH of d in flight; one the client's Maximum
 // Packet Size refuses is taken out of flight and dropped. mu is held.
 func (s *session) send(d *delivery, pk packets.Packet) {
-	if errors.Is(s.write(pk), packets.ErrPacketTooLarge) {
+	switch err := s.write(pk); {
+	case err == nil:
+		s.observe(d)
+	case errors.Is(err, packets.ErrPacketTooLarge):
 		s.unflight(d)
 		s.drop(d)
+	}
+}
+
+// observe measures the time from accepting d's publish to its first
+// write, once.
+func (s *session) observe(d *delivery) {
+	if d.at != 0 {
+		s.r.b.cfg.DeliveryLatency.Observe(time.Duration(s.r.b.stamp() - d.at).Seconds())
+		d.at = 0
 	}
 }
 
@@ -432,7 +449,7 @@ func (s *session) allocID() (uint16, bool) {
 
 // drop forgets a delivery that is not in flight; mu is held.
 func (s *session) drop(d *delivery) {
-	s.bytes -= d.size
+	s.bytes -= int(d.size)
 	if s.cl == nil {
 		s.off.Add(-int64(d.size))
 	}
@@ -650,8 +667,8 @@ func (s *session) restore(d *delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.persistent = true
-	d.size = size(d.msg)
-	s.bytes += d.size
+	d.size = int32(size(d.msg))
+	s.bytes += int(d.size)
 	s.off.Add(int64(d.size))
 	s.nextSeq = max(s.nextSeq, d.seq)
 	if d.state == 0 {

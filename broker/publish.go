@@ -47,8 +47,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	user := userOf(cl)
 	if !h.b.policy.CanPublishAs(user, cl.ID, pk.TopicName) {
-		h.b.Stats.ACLDenied.Add(1)
-		h.b.log.Debug("mqtt publish denied", "user", user, "client", cl.ID, "topic", pk.TopicName)
+		h.b.refusals.refuse(NotAuthorized, "user", user, "client", cl.ID, "topic", pk.TopicName)
 		return pk, h.refuseFor(cl, pk, packets.ErrNotAuthorized, false)
 	}
 	if cl.Net.Listener == listenerInternal {
@@ -56,8 +55,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.CodeSuccessIgnore
 	}
 	if c := connOf(cl); c != nil && c.limiter != nil && !c.limiter.Allow() {
-		h.b.Stats.RateLimited.Add(1)
-		h.b.log.Debug("mqtt publish over the rate limit", "user", user, "client", cl.ID)
+		h.b.refusals.refuse(RateLimited, "user", user, "client", cl.ID)
 		if refused(&c.strikes) {
 			h.disconnectFlooder(cl)
 			return pk, packets.ErrRejectPacket
@@ -66,8 +64,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	kind, err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain)
 	if err != nil {
-		h.b.Stats.InvalidPublishes.Add(1)
-		h.b.log.Debug("mqtt publish refused", "user", user, "client", cl.ID, "topic", pk.TopicName, "error", err)
+		h.b.refusals.refuse(InvalidPublish, "user", user, "client", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, h.refuseFor(cl, pk, codeOf(err), false)
 	}
 	var flush func()
@@ -75,8 +72,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		flush = cc.flush
 	}
 	if kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait, flush) {
-		h.b.Stats.ArchiveBusy.Add(1)
-		h.b.log.Warn("archive behind: publish refused", "user", user, "client", cl.ID)
+		h.b.refusals.refuse(ArchiveBusy, "user", user, "client", cl.ID)
 		return pk, h.refuseFor(cl, pk, packets.ErrQuotaExceeded, true)
 	}
 	if kind == hearth.TopicMessage {
@@ -202,13 +198,12 @@ func (h *hook) badTopic(cl *mqtt.Client, pk packets.Packet) error {
 	if cl.Net.Inline || mqtt.IsValidFilter(pk.TopicName, true) || (pk.TopicName == "" && pk.Properties.TopicAlias > 0) {
 		return nil
 	}
-	h.b.log.Debug("mqtt publish refused: topic", "user", userOf(cl), "client", cl.ID, "topic", pk.TopicName)
 	if strings.ContainsAny(pk.TopicName, "+#") {
-		h.b.Stats.InvalidPublishes.Add(1)
+		h.b.refusals.refuse(InvalidPublish, "user", userOf(cl), "client", cl.ID, "topic", pk.TopicName, "error", "wildcard in a topic name")
 		_ = h.b.disconnect(cl, packets.ErrTopicNameInvalid)
 		return nil
 	}
-	h.b.Stats.ACLDenied.Add(1)
+	h.b.refusals.refuse(NotAuthorized, "user", userOf(cl), "client", cl.ID, "topic", pk.TopicName)
 	switch {
 	case pk.FixedHeader.Qos == 0:
 	case cl.Properties.ProtocolVersion == 5:
@@ -266,7 +261,7 @@ func (h *hook) sendRetained(cl *mqtt.Client) {
 			if (wild && strings.HasPrefix(pk.TopicName, "$")) || (pk.Expiry > 0 && pk.Expiry <= now) {
 				continue // [MQTT-4.7.1-1]; expired [MQTT-3.3.2-5]
 			}
-			h.router.deliver(cl, sub, &pk, true, nil)
+			h.router.deliver(cl, sub, &pk, true, nil, 0)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/broker"
 )
 
 // The ACL matrix: every role (admin mum, member dad, member kid who is not
@@ -112,7 +113,7 @@ func TestACLMatrixPublish(t *testing.T) {
 	watch := aclDial(t, app, "mum")
 	watch.subscribe("#")
 	watch.subscribe("$SYS/#")
-	denied := app.broker.Stats.ACLDenied.Load()
+	denied := app.broker.Refused(broker.NotAuthorized)
 	topics := []string{"$SYS/broker/uptime", "presence/dad", "rooms/parents/messages/kid"}
 	for _, topic := range topics {
 		for _, qos := range []string{"1", "2"} {
@@ -123,7 +124,7 @@ func TestACLMatrixPublish(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "the refusals to be counted", 5*time.Second, func() bool { return app.broker.Stats.ACLDenied.Load()-denied == int64(2*len(topics)) })
+	waitFor(t, "the refusals to be counted", 5*time.Second, func() bool { return app.broker.Refused(broker.NotAuthorized)-denied == int64(2*len(topics)) })
 	watch.mu.Lock()
 	defer watch.mu.Unlock()
 	for _, got := range watch.got {
@@ -274,7 +275,7 @@ func TestACLMatrixHTTP(t *testing.T) {
 		{"GET", "/", "", [6]int{200, 200, 200, 200, 200, 200}},
 		{"GET", "/healthz", "", [6]int{200, 200, 200, 200, 200, 200}},
 		{"GET", "/readyz", "", [6]int{200, 200, 200, 200, 200, 200}},
-		{"GET", "/metrics", "", [6]int{200, 200, 200, 200, 200, 200}},
+		{"GET", "/metrics", "", [6]int{200, 403, 403, 403, 401, 401}},
 	}
 	cases := 0
 	for _, row := range table {

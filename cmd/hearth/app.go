@@ -29,6 +29,12 @@ type App struct {
 	bridge *bridge.Bridge
 	http   *http.Server
 	httpLn net.Listener
+	auth   *hearth.Authenticator
+
+	metrics     *metrics
+	metricsSrv  *http.Server // on metrics.addr; nil when it is off
+	metricsLn   net.Listener
+	metricsDone chan error
 
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
@@ -44,7 +50,7 @@ type App struct {
 // tune, if given, adjusts the broker's settings (tests use it to reach
 // limits quickly).
 func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (app *App, err error) {
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			a.Close(context.Background())
@@ -57,6 +63,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
+	a.auth = auth
 	policy := hearth.NewPolicy(&cfg)
 	logins := hearth.NewLoginLimiter() // MQTT and HTTP count failed logins together
 
@@ -83,6 +90,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		BridgeClientID:  cfg.Bridge.ClientID,
 		EmbeddedBridge:  cfg.Bridge.BrokerURL == "",
 		Logins:          logins,
+		DeliveryLatency: a.metrics.delivery,
 	}
 	for _, f := range tune {
 		f(&bc)
@@ -97,7 +105,14 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		return nil, fmt.Errorf("listen http.addr %s: %w", cfg.HTTP.Addr, err)
 	}
 
-	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms(), MaxReceiptBytes: cfg.MQTT.MaxMessageBytes}
+	if cfg.Metrics.Addr != "" {
+		a.metricsLn, err = net.Listen("tcp", cfg.Metrics.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen metrics.addr %s: %w", cfg.Metrics.Addr, err)
+		}
+	}
+
+	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms(), MaxReceiptBytes: cfg.MQTT.MaxMessageBytes, CommitTime: a.metrics.commit}
 	if cfg.Bridge.BrokerURL == "" {
 		bcfg.URL, bcfg.Username, bcfg.Password = a.broker.BridgeEndpoint()
 	} else {
@@ -107,6 +122,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.register(a)
 
 	api := history.NewAPI(a.store, history.APIConfig{
 		Auth:            auth,
@@ -129,11 +145,11 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.HandleFunc("GET /metrics", a.metrics)
+	mux.HandleFunc("GET /metrics", a.adminMetrics)
 	mux.Handle("/", getOnly(webclient.Handler()))
 
 	a.http = &http.Server{
-		Handler:           securityHeaders(mux),
+		Handler:           a.metrics.instrument(securityHeaders(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -149,6 +165,15 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	go func() { a.bridgeDone <- a.bridge.Run(bctx) }()
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpLn) }()
+	if a.metricsLn != nil {
+		a.metricsSrv = &http.Server{
+			Handler:           securityHeaders(a.metrics.metricsOnly()),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+		a.metricsDone = make(chan error, 1)
+		go func() { a.metricsDone <- a.metricsSrv.Serve(a.metricsLn) }()
+	}
 
 	rules := map[string]history.Retention{}
 	for _, r := range cfg.Rooms {
@@ -165,7 +190,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		}
 	}()
 
-	log.Info("hearth listening", "http", a.HTTPAddr(), "mqtt", orOff(a.MQTTAddr()), "mqtt_tls", orOff(a.broker.TLSAddr()), "data_dir", cfg.DataDir, "web_chat_built", webclient.Built())
+	log.Info("hearth listening", "http", a.HTTPAddr(), "mqtt", orOff(a.MQTTAddr()), "mqtt_tls", orOff(a.broker.TLSAddr()), "metrics", orOff(a.MetricsAddr()), "data_dir", cfg.DataDir, "web_chat_built", webclient.Built())
 	return a, nil
 }
 
@@ -185,6 +210,14 @@ func externalBroker(raw string) (url, user string, pass []byte) {
 // HTTPAddr is the bound address of the HTTP server.
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 
+// MetricsAddr is the bound address of metrics.addr, or "" when it is off.
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
 // MQTTAddr is the bound address of MQTT over TCP, or "" when it is off.
 func (a *App) MQTTAddr() string { return a.broker.MQTTAddr() }
 
@@ -194,11 +227,20 @@ func (a *App) Ready() bool {
 	return a.broker != nil && a.broker.Ready() && a.bridge != nil && a.bridge.Ready() && a.store != nil
 }
 
-// Close shuts down in reverse order under ctx's deadline: HTTP, then the
+// Close shuts down in reverse order under ctx's deadline: metrics.addr and
+// HTTP, then the
 // bridge, then the broker, then the store. It is safe to call twice.
 func (a *App) Close(ctx context.Context) error {
 	a.closeOnce.Do(func() {
 		var errs []error
+		if a.metricsDone != nil {
+			if err := a.metricsSrv.Shutdown(ctx); err != nil {
+				a.metricsSrv.Close()
+			}
+			<-a.metricsDone
+		} else if a.metricsLn != nil {
+			a.metricsLn.Close()
+		}
 		if a.httpDone != nil {
 			if err := a.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))

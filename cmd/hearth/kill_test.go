@@ -24,6 +24,7 @@ type server struct {
 	t          *testing.T
 	bin, cfg   string
 	http, mqtt string
+	metrics    string // metrics.addr
 	cmd        *exec.Cmd
 }
 
@@ -41,9 +42,9 @@ func startServer(t *testing.T) *server {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cfg := testConfig(t, filepath.Join(dir, "data"))
-	s := &server{t: t, bin: bin, cfg: filepath.Join(dir, "config.yaml"), http: freePort(t), mqtt: freePort(t)}
+	s := &server{t: t, bin: bin, cfg: filepath.Join(dir, "config.yaml"), http: freePort(t), mqtt: freePort(t), metrics: freePort(t)}
 	var y strings.Builder
-	fmt.Fprintf(&y, "data_dir: %q\nhttp: {addr: %q}\nmqtt: {addr: %q, publish_rate: 0}\nusers:\n", cfg.DataDir, s.http, s.mqtt)
+	fmt.Fprintf(&y, "data_dir: %q\nhttp: {addr: %q}\nmqtt: {addr: %q, publish_rate: 0}\nmetrics: {addr: %q}\nusers:\n", cfg.DataDir, s.http, s.mqtt, s.metrics)
 	for _, u := range cfg.Users {
 		fmt.Fprintf(&y, "  - {name: %s, role: %s, password_hash: %q}\n", u.Name, u.Role, u.PasswordHash)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/broker"
 )
 
 // TestLiveDeliveryArchiveAndReceipt: a message from an MQTT 5 member
@@ -217,8 +218,8 @@ func TestAuthRefusals(t *testing.T) {
 	if !slices.Equal(codes, []int{401, 401, 401, 401, 401, 429}) {
 		t.Errorf("wrong passwords: statuses %v, want five 401 then 429", codes)
 	}
-	if n := app.broker.Stats.AuthFailures.Load(); n < 6 {
-		t.Errorf("auth failures counted %d, want at least 6", n)
+	if n := app.broker.Refused(broker.BadCredentials); n < 6 {
+		t.Errorf("bad credentials counted %d, want at least 6", n)
 	}
 }
 
@@ -343,7 +344,7 @@ func TestHTTPPostAndRoutes(t *testing.T) {
 	if code := api(t, app, "POST", "/api/rooms/family/messages", login(t, app, "kid"), map[string]string{"text": strings.Repeat("y", 20000)}, nil); code != 413 && code != 400 {
 		t.Errorf("post too long: %d, want 413 or 400", code)
 	}
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/": 200, "/nope.js": 404, "/api/nope": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 401, "/": 200, "/nope.js": 404, "/api/nope": 404} {
 		if code := api(t, app, "GET", path, "", nil, nil); code != want {
 			t.Errorf("GET %s: %d, want %d", path, code, want)
 		}

@@ -198,7 +198,7 @@ func TestPublishRateLimit(t *testing.T) {
 	if !bytes.Equal(codes, []byte{0, 0, 0, 0x96, 0x96}) {
 		t.Fatalf("reason codes %x, want 00 00 00 96 96", codes)
 	}
-	if n := app.broker.Stats.RateLimited.Load(); n != 2 {
+	if n := app.broker.Refused(broker.RateLimited); n != 2 {
 		t.Errorf("rate limited counted %d, want 2", n)
 	}
 	// Over HTTP the same rate holds per user: 429 with Retry-After.

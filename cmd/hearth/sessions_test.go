@@ -15,7 +15,7 @@ import (
 	mt "github.com/hearth-home/hearth/internal/mqtttest"
 )
 
-// metric reads one gauge or counter from a running hearth's /metrics.
+// metric reads one gauge or counter from a running hearth's metrics.addr.
 func metric(t *testing.T, addr, name string) int64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -42,7 +42,7 @@ func metric(t *testing.T, addr, name string) int64 {
 func (s *server) killWhenCommitted() {
 	s.t.Helper()
 	waitFor(s.t, "session writes committed", 10*time.Second, func() bool {
-		return metric(s.t, s.http, "hearth_session_writes_pending") == 0
+		return metric(s.t, s.metrics, "hearth_session_writes_pending") == 0
 	})
 	s.kill()
 	s.start()
