@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/broker"
 	"github.com/hearth-home/hearth/internal/mqtttest"
 )
 
@@ -264,7 +265,7 @@ func TestHomeAssistantRecipe(t *testing.T) {
 		},
 	}
 	argJSON, _ := json.Marshal(arg)
-	denied := app.broker.Stats.ACLDenied.Load()
+	denied := app.broker.Refused(broker.NotAuthorized)
 	h, p := hostPort(t, app.MQTTAddr())
 	cmd := exec.Command(py, "-c", recipeScript, h, p, string(argJSON))
 	var stderr bytes.Buffer
@@ -331,7 +332,7 @@ func TestHomeAssistantRecipe(t *testing.T) {
 				}
 			}
 		}
-		if n := app.broker.Stats.ACLDenied.Load() - denied; n < 2 {
+		if n := app.broker.Refused(broker.NotAuthorized) - denied; n < 2 {
 			t.Errorf("the broker refused %d publishes, want at least homeassistant's 2", n)
 		}
 	})
