@@ -30,6 +30,13 @@ type App struct {
 	http   *http.Server
 	httpLn net.Listener
 
+	// What a reload replaces (reload.go); reloadMu orders reloads, and
+	// the retention's restarts with Close.
+	auth     *hearth.Authenticator
+	policy   *hearth.Policy
+	api      *history.API
+	reloadMu sync.Mutex
+
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
 	retention    context.CancelFunc
@@ -58,6 +65,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		return nil, err
 	}
 	policy := hearth.NewPolicy(&cfg)
+	a.auth, a.policy = auth, policy
 	logins := hearth.NewLoginLimiter() // MQTT and HTTP count failed logins together
 
 	a.store, err = history.Open(filepath.Join(cfg.DataDir, "history.db"))
@@ -108,7 +116,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		return nil, err
 	}
 
-	api := history.NewAPI(a.store, history.APIConfig{
+	a.api = history.NewAPI(a.store, history.APIConfig{
 		Auth:            auth,
 		Policy:          policy,
 		Publisher:       a.broker,
@@ -123,7 +131,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	}, log.With("component", "api"))
 
 	mux := http.NewServeMux()
-	api.Register(mux)
+	a.api.Register(mux)
 	mux.Handle("GET /mqtt", a.broker.WebSocketHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
@@ -150,20 +158,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpLn) }()
 
-	rules := map[string]history.Retention{}
-	for _, r := range cfg.Rooms {
-		if r.Retention.MaxAge.D() > 0 || r.Retention.MaxMessages > 0 {
-			rules[r.Name] = history.Retention{MaxAge: r.Retention.MaxAge.D(), MaxMessages: r.Retention.MaxMessages}
-		}
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	a.retention, a.retentionEnd = rcancel, make(chan struct{})
-	go func() {
-		defer close(a.retentionEnd)
-		if len(rules) > 0 {
-			a.store.RunRetention(rctx, rules, time.Minute, log.With("component", "retention"))
-		}
-	}()
+	a.startRetention(cfg.Rooms)
 
 	log.Info("hearth listening", "http", a.HTTPAddr(), "mqtt", orOff(a.MQTTAddr()), "mqtt_tls", orOff(a.broker.TLSAddr()), "data_dir", cfg.DataDir, "web_chat_built", webclient.Built())
 	return a, nil
@@ -222,10 +217,9 @@ func (a *App) Close(ctx context.Context) error {
 		if a.broker != nil {
 			a.broker.Close()
 		}
-		if a.retention != nil {
-			a.retention()
-			<-a.retentionEnd
-		}
+		a.reloadMu.Lock()
+		a.stopRetention()
+		a.reloadMu.Unlock()
 		if a.store != nil {
 			if err := a.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close history: %w", err))
