@@ -142,7 +142,7 @@ func (r aclRule) filterFor(user, client string) (levels []string, ok bool) {
 // when a rule grants it and no deny rule covers it. grant says whether a
 // rule's filter grants t; covers whether a deny rule's filter takes t
 // away.
-func (p *Policy) otherAccess(user, client string, t []string, write bool, grant, covers func(rule, t []string) bool) bool {
+func (p *rules) otherAccess(user, client string, t []string, write bool, grant, covers func(rule, t []string) bool) bool {
 	role, ok := p.roles[user]
 	if !ok {
 		return false

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -21,10 +22,10 @@ import (
 var ErrBadCredentials = errors.New("bad username or password")
 
 // Authenticator checks passwords against the bcrypt hashes in config and
-// issues and verifies signed tokens (JWT, HS256). It is safe for
-// concurrent use.
+// issues and verifies signed tokens (JWT, HS256). SetUsers replaces the
+// users while it is in use. It is safe for concurrent use.
 type Authenticator struct {
-	users  map[string]User
+	users  atomic.Pointer[map[string]User]
 	secret []byte
 	now    func() time.Time
 	// dummy is compared against for unknown users, so that they take as
@@ -41,12 +42,27 @@ func NewAuthenticator(users []User, secret []byte) (*Authenticator, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("token secret: want at least 32 bytes")
 	}
-	a := &Authenticator{users: map[string]User{}, secret: secret, now: time.Now, bcrypt: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
-	for _, u := range users {
-		a.users[u.Name] = u
-	}
+	a := &Authenticator{secret: secret, now: time.Now, bcrypt: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
+	a.SetUsers(users)
 	a.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
 	return a, nil
+}
+
+// SetUsers makes users the only ones known from now on. A user no longer
+// among them cannot log in, and their tokens fail; so do the tokens of a
+// user whose password hash changed (see tokenClaims). A check in
+// progress finishes with the users it began with.
+func (a *Authenticator) SetUsers(users []User) {
+	m := make(map[string]User, len(users))
+	for _, u := range users {
+		m[u.Name] = u
+	}
+	a.users.Store(&m)
+}
+
+func (a *Authenticator) user(name string) (User, bool) {
+	u, ok := (*a.users.Load())[name]
+	return u, ok
 }
 
 // tokenClaims are a token's claims. HV binds the token to the user's
@@ -68,7 +84,7 @@ func hashVersion(hash string) string {
 func (a *Authenticator) CheckPassword(name, password string) (User, error) {
 	a.bcrypt <- struct{}{}
 	defer func() { <-a.bcrypt }()
-	u, ok := a.users[name]
+	u, ok := a.user(name)
 	if !ok {
 		_ = bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
 		return User{}, ErrBadCredentials
@@ -81,7 +97,7 @@ func (a *Authenticator) CheckPassword(name, password string) (User, error) {
 
 // Issue returns a token for user valid for ttl, and its expiry.
 func (a *Authenticator) Issue(name string, ttl time.Duration) (string, time.Time, error) {
-	u, ok := a.users[name]
+	u, ok := a.user(name)
 	if !ok {
 		return "", time.Time{}, fmt.Errorf("issue token: unknown user %q", name)
 	}
@@ -120,7 +136,7 @@ func (a *Authenticator) Verify(token string) (User, error) {
 	if err != nil {
 		return User{}, ErrBadCredentials
 	}
-	u, ok := a.users[c.Subject]
+	u, ok := a.user(c.Subject)
 	if !ok || c.HV != hashVersion(u.PasswordHash) {
 		return User{}, ErrBadCredentials
 	}

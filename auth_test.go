@@ -59,14 +59,9 @@ func newTestAuth(t *testing.T, users []User, secret []byte, now *time.Time) *Aut
 	if err != nil {
 		t.Fatalf("NewAuthenticator: %v", err)
 	}
-	a := *base
-	a.secret = secret
-	a.users = map[string]User{}
-	for _, u := range users {
-		a.users[u.Name] = u
-	}
-	a.now = func() time.Time { return *now }
-	return &a
+	a := &Authenticator{secret: secret, now: func() time.Time { return *now }, dummy: base.dummy, bcrypt: base.bcrypt}
+	a.SetUsers(users)
+	return a
 }
 
 func issue(t *testing.T, a *Authenticator, user string, ttl time.Duration) string {
@@ -468,5 +463,38 @@ func TestLoadOrCreateSecretErrors(t *testing.T) {
 	b, err := LoadOrCreateSecret(long)
 	if err != nil || len(b) != 64 {
 		t.Errorf("LoadOrCreateSecret(64-byte file) = %d bytes, %v; want 64, nil", len(b), err)
+	}
+}
+
+// TestSetUsers: the users of a running Authenticator are replaced at
+// once: a user added logs in, a removed one neither logs in nor keeps its
+// tokens, and a changed password refuses the tokens issued before it.
+func TestSetUsers(t *testing.T) {
+	now := authEpoch
+	a := newTestAuth(t, authUsers()[:2], authSecret, &now) // mum and dad
+	dadTok, mumTok := issue(t, a, "dad", time.Hour), issue(t, a, "mum", time.Hour)
+	if _, err := a.CheckPassword("kid", "pw-kid"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("kid before being added: %v", err)
+	}
+
+	users := authUsers()[1:] // dad and kid; mum removed
+	users[0].PasswordHash = authHashes()["pw-kid-2"]
+	a.SetUsers(users)
+	if _, err := a.CheckPassword("kid", "pw-kid"); err != nil {
+		t.Errorf("kid added: CheckPassword = %v", err)
+	}
+	for name, tok := range map[string]string{"removed mum": mumTok, "dad after a password change": dadTok} {
+		if _, err := a.Verify(tok); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("token of %s: Verify = %v, want ErrBadCredentials", name, err)
+		}
+	}
+	if _, err := a.Login("dad", "pw-dad"); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("dad's old password: %v, want ErrBadCredentials", err)
+	}
+	if _, err := a.Login("dad", "pw-kid-2"); err != nil {
+		t.Errorf("dad's new password: %v", err)
+	}
+	if _, err := a.Verify(issue(t, a, "dad", time.Hour)); err != nil {
+		t.Errorf("dad's new token: %v", err)
 	}
 }

@@ -197,11 +197,11 @@ func LoadConfig(path string) (Config, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, &fileError{path, err}
 	}
 	c, err := ParseConfig(bytes.NewReader(b))
 	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, &fileError{path, err}
 	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.DataDir, &c.Auth.TokenSecretFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
@@ -250,17 +250,21 @@ func ParseConfig(r io.Reader) (Config, error) {
 
 	// Check keys and value types first, so that every such problem is
 	// reported with its key path, not only yaml's first one by line.
-	if errs := checkNode("", root, reflect.TypeFor[Config]()); len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
-	}
+	shape := checkNode("", root, reflect.TypeFor[Config]())
 
 	// Defaults are in place before decoding, so an explicit value (even
-	// `addr: ""`) wins and an absent one keeps its default.
+	// `addr: ""`) wins and an absent one keeps its default. A value of
+	// the wrong type keeps its default too, so that the rules below can
+	// still report everything else.
 	c := DefaultConfig()
-	dec = yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, err
+	if len(shape) == 0 {
+		dec = yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return Config{}, err
+		}
+	} else if root.Kind == yaml.MappingNode {
+		_ = root.Decode(&c) // what checkNode left of it
 	}
 	for i := range c.Users {
 		if c.Users[i].Role == "" {
@@ -272,16 +276,70 @@ func ParseConfig(r io.Reader) (Config, error) {
 			c.Rooms[i].Title = c.Rooms[i].Name
 		}
 	}
-	if err := c.Validate(); err != nil {
+	err = c.Validate()
+	if len(shape) > 0 {
+		// A rule about a key whose value was already refused (or its
+		// parts) would only repeat that problem.
+		for _, p := range Problems(err) {
+			var ce *ConfigError
+			if !errors.As(p, &ce) || !underAny(ce.Key, shape) {
+				shape = append(shape, p)
+			}
+		}
+		return Config{}, errors.Join(shape...)
+	}
+	if err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
 
+// underAny reports whether key is, or is part of, the key of one of the
+// problems in errs.
+func underAny(key string, errs []error) bool {
+	for _, e := range errs {
+		var ce *ConfigError
+		if errors.As(e, &ce) && (key == ce.Key || ce.Key == "config" ||
+			strings.HasPrefix(key, ce.Key+".") || strings.HasPrefix(key, ce.Key+"[")) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileError is an error of LoadConfig: "config PATH: " and the problems.
+type fileError struct {
+	path string
+	err  error
+}
+
+func (e *fileError) Error() string { return "config " + e.path + ": " + e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+// Problems splits an error of LoadConfig, ParseConfig or Validate into
+// its problems, in the order of the file (most are *ConfigError, which
+// name their key), without LoadConfig's "config PATH: " in front. A YAML
+// syntax error, or a file that cannot be read, is one problem.
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var fe *fileError
+	if errors.As(err, &fe) {
+		err = fe.err
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
 var durationType = reflect.TypeFor[Duration]()
 
 // checkNode checks that n fits a value of type t: known keys only, and
-// scalars that decode. It returns one *ConfigError per problem.
+// scalars that decode. It returns one *ConfigError per problem, and takes
+// what it refuses out of the tree (an unknown key, a value of the wrong
+// type becomes null), so that the rest still decodes.
 func checkNode(path string, n *yaml.Node, t reflect.Type) []error {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
@@ -290,13 +348,15 @@ func checkNode(path string, n *yaml.Node, t reflect.Type) []error {
 		return nil // yaml leaves the value (its default) alone
 	}
 	fail := func(format string, args ...any) []error {
-		return []error{&ConfigError{Key: keyName(path), Line: n.Line, Err: fmt.Errorf(format, args...)}}
+		err := &ConfigError{Key: keyName(path), Line: n.Line, Err: fmt.Errorf(format, args...)}
+		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
+		return []error{err}
 	}
 	switch {
 	case t == durationType:
 		var d Duration
 		if err := d.UnmarshalYAML(n); err != nil {
-			return []error{&ConfigError{Key: keyName(path), Line: n.Line, Err: err}}
+			return fail("%w", err)
 		}
 		return nil
 	case t.Kind() == reflect.Struct:
@@ -304,10 +364,12 @@ func checkNode(path string, n *yaml.Node, t reflect.Type) []error {
 			return fail("want a mapping of keys, got %s", describeNode(n))
 		}
 		var errs []error
+		known := n.Content[:0:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.ShortTag() == "!!merge" {
 				errs = append(errs, checkMerge(path, v, t)...)
+				known = append(known, k, v)
 				continue
 			}
 			f, ok := fieldByKey(t, k.Value)
@@ -316,7 +378,9 @@ func checkNode(path string, n *yaml.Node, t reflect.Type) []error {
 				continue
 			}
 			errs = append(errs, checkNode(joinKey(path, k.Value), v, f.Type)...)
+			known = append(known, k, v)
 		}
+		n.Content = known
 		return errs
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {

@@ -223,6 +223,65 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+// TestParseConfigReportsEverything: one file with problems of every
+// kind gets all of them back at once, each naming its key, in the order
+// of the file; a rule about a key already refused is not repeated.
+func TestParseConfigReportsEverything(t *testing.T) {
+	text := edit(t,
+		"data_dir:", "colour: blue\ndata_dir:",
+		"addr: 127.0.0.1:8080", "addr: 0.0.0.0:8080",
+		"max_message_bytes: 16384", "max_message_bytes: lots",
+		"publish_rate: 50", "publish_rate: -1\n  max_clients: 3",
+		"HASH_mum", "SAMPLE_HASH",
+		`"HASH_dad"`, `"hunter2"`,
+		"role: device}", "role: device, colour: red}",
+		"members: [mum, dad]", "members: [mum, zed]",
+		"token_ttl: 24h", "token_ttl: [1h]",
+	)
+	_, err := parse(text)
+	got := Problems(err)
+	want := []string{
+		"colour: unknown key (line 1)",
+		`mqtt.max_message_bytes: want a whole number, got "lots" (line 9)`,
+		"mqtt.max_clients: unknown key (line 11)",
+		"auth.token_ttl: want a duration",
+		"users[2].colour: unknown key",
+		"mqtt.publish_rate: must be 0 (no limit) or more, got -1",
+		"users[1].password_hash: not a bcrypt hash",
+		`rooms[1].members[1]: unknown user "zed"`,
+		"users[0].password_hash: mum still has the sample password and http.addr 0.0.0.0:8080 is not loopback",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(got), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i].Error(), w) {
+			t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
+		}
+	}
+	if strings.Contains(err.Error(), "auth.token_ttl: must be") {
+		t.Errorf("the refused token_ttl is reported again by its rule:\n%v", err)
+	}
+
+	// Through LoadConfig: the same problems, after "config PATH: ".
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(withHashes(text)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := LoadConfig(path)
+	if !strings.HasPrefix(lerr.Error(), "config "+path+": colour: unknown key") || len(Problems(lerr)) != len(want) {
+		t.Errorf("LoadConfig: %d problems:\n%v", len(Problems(lerr)), lerr)
+	}
+	// A YAML syntax error is one problem.
+	os.WriteFile(path, []byte("http: {addr: \n"), 0o600)
+	if _, err := LoadConfig(path); len(Problems(err)) != 1 || !strings.Contains(err.Error(), "yaml:") {
+		t.Errorf("syntax error: %v (%d problems), want one yaml error", err, len(Problems(err)))
+	}
+	if Problems(nil) != nil {
+		t.Error("Problems(nil) is not nil")
+	}
+}
+
 func TestParseConfigValues(t *testing.T) {
 	c, err := parse(edit(t, "addr: 127.0.0.1:1883", `addr: ""`))
 	if err != nil {

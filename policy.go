@@ -3,15 +3,92 @@ package hearth
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // BridgeUser is the internal identity of the archive bridge. It is not a
 // valid user name, so no configured user can take it.
 const BridgeUser = "$hearth-bridge"
 
-// Policy answers who may read and write what. It is built once from the
-// configuration and is safe for concurrent use (it never changes).
+// Policy answers who may read and write what. It is built from the
+// configuration, and Replace swaps in the rules of another one while it
+// is in use, without a lock: each call answers by one set of rules, the
+// old or the new. It is safe for concurrent use.
 type Policy struct {
+	cur atomic.Pointer[rules]
+}
+
+// NewPolicy builds the policy of a validated configuration.
+func NewPolicy(c *Config) *Policy {
+	p := &Policy{}
+	p.Replace(c)
+	return p
+}
+
+// Replace makes the rules of c, a validated configuration, the policy's
+// from now on. Calls in progress finish with the rules they began with.
+func (p *Policy) Replace(c *Config) { p.cur.Store(newRules(c)) }
+
+// Role returns a user's role, and false for an unknown user.
+func (p *Policy) Role(user string) (Role, bool) { return p.cur.Load().role(user) }
+
+// Rooms returns every room's name in configuration order.
+func (p *Policy) Rooms() []string { return slices.Clone(p.cur.Load().names) }
+
+// Title returns a room's title.
+func (p *Policy) Title(room string) string { return p.cur.Load().rooms[room].title }
+
+// HasRoom reports whether room is configured.
+func (p *Policy) HasRoom(room string) bool { return p.cur.Load().hasRoom(room) }
+
+// CanWrite reports whether user may post in room. Devices write only where
+// a room's members name them; "*" covers members and admins.
+func (p *Policy) CanWrite(user, room string) bool { return p.cur.Load().canWrite(user, room) }
+
+// CanRead reports whether user may read room. The bridge reads every room.
+func (p *Policy) CanRead(user, room string) bool { return p.cur.Load().canRead(user, room) }
+
+// CanPublish reports whether user may publish on topic (a name, not a
+// filter). Only the server writes presence; only the bridge writes
+// receipts; a user writes messages and typing only as itself. Topics
+// outside the chat tree are for admins and the acl rules (with client id
+// "" for "%c": see CanPublishAs).
+func (p *Policy) CanPublish(user, topic string) bool { return p.CanPublishAs(user, "", topic) }
+
+// CanPublishAs is CanPublish for a connection with a client id.
+func (p *Policy) CanPublishAs(user, client, topic string) bool {
+	return p.cur.Load().canPublishAs(user, client, topic)
+}
+
+// CanReceive reports whether user may receive a message published on
+// topic (a name). It is checked for every delivery, so wildcard
+// subscriptions never leak a room the user cannot read.
+func (p *Policy) CanReceive(user, topic string) bool { return p.CanReceiveAs(user, "", topic) }
+
+// CanReceiveAs is CanReceive for a connection with a client id.
+func (p *Policy) CanReceiveAs(user, client, topic string) bool {
+	return p.cur.Load().canReceiveAs(user, client, topic)
+}
+
+// CanSubscribe reports whether user may subscribe to filter: true when at
+// least one topic the user may receive can match it. Deliveries are still
+// checked one by one with CanReceive. A shared subscription
+// ($share/group/filter) is judged by its filter. The bridge may subscribe
+// to the messages of any room, configured or not, so that it can
+// subscribe to a room before a reload adds it; it receives those of
+// configured rooms only.
+func (p *Policy) CanSubscribe(user, filter string) bool { return p.CanSubscribeAs(user, "", filter) }
+
+// CanSubscribeAs is CanSubscribe for a connection with a client id.
+func (p *Policy) CanSubscribeAs(user, client, filter string) bool {
+	return p.cur.Load().canSubscribeAs(user, client, filter)
+}
+
+// Users returns every configured user's name, sorted.
+func (p *Policy) Users() []string { return p.cur.Load().users() }
+
+// rules are the policy of one configuration; they never change.
+type rules struct {
 	roles map[string]Role
 	rooms map[string]roomAccess
 	names []string  // room names in config order
@@ -24,9 +101,8 @@ type roomAccess struct {
 	allMembers, allReaders bool            // "*": every member and admin
 }
 
-// NewPolicy builds the policy of a validated configuration.
-func NewPolicy(c *Config) *Policy {
-	p := &Policy{roles: map[string]Role{}, rooms: map[string]roomAccess{}}
+func newRules(c *Config) *rules {
+	p := &rules{roles: map[string]Role{}, rooms: map[string]roomAccess{}}
 	for _, u := range c.Users {
 		p.roles[u.Name] = u.Role
 	}
@@ -55,27 +131,17 @@ func NewPolicy(c *Config) *Policy {
 	return p
 }
 
-// Role returns a user's role, and false for an unknown user.
-func (p *Policy) Role(user string) (Role, bool) {
+func (p *rules) role(user string) (Role, bool) {
 	r, ok := p.roles[user]
 	return r, ok
 }
 
-// Rooms returns every room's name in configuration order.
-func (p *Policy) Rooms() []string { return slices.Clone(p.names) }
-
-// Title returns a room's title.
-func (p *Policy) Title(room string) string { return p.rooms[room].title }
-
-// HasRoom reports whether room is configured.
-func (p *Policy) HasRoom(room string) bool {
+func (p *rules) hasRoom(room string) bool {
 	_, ok := p.rooms[room]
 	return ok
 }
 
-// CanWrite reports whether user may post in room. Devices write only where
-// a room's members name them; "*" covers members and admins.
-func (p *Policy) CanWrite(user, room string) bool {
+func (p *rules) canWrite(user, room string) bool {
 	a, ok := p.rooms[room]
 	if !ok {
 		return false
@@ -91,8 +157,7 @@ func (p *Policy) CanWrite(user, room string) bool {
 	return false
 }
 
-// CanRead reports whether user may read room. The bridge reads every room.
-func (p *Policy) CanRead(user, room string) bool {
+func (p *rules) canRead(user, room string) bool {
 	a, ok := p.rooms[room]
 	if !ok {
 		return false
@@ -111,22 +176,14 @@ func (p *Policy) CanRead(user, room string) bool {
 	return false
 }
 
-// CanPublish reports whether user may publish on topic (a name, not a
-// filter). Only the server writes presence; only the bridge writes
-// receipts; a user writes messages and typing only as itself. Topics
-// outside the chat tree are for admins and the acl rules (with client id
-// "" for "%c": see CanPublishAs).
-func (p *Policy) CanPublish(user, topic string) bool { return p.CanPublishAs(user, "", topic) }
-
-// CanPublishAs is CanPublish for a connection with a client id.
-func (p *Policy) CanPublishAs(user, client, topic string) bool {
+func (p *rules) canPublishAs(user, client, topic string) bool {
 	t := ParseTopic(topic)
 	if user == BridgeUser {
 		return t.Kind == TopicReceipts
 	}
 	switch t.Kind {
 	case TopicMessage, TopicTyping:
-		return t.User == user && p.CanWrite(user, t.Room)
+		return t.User == user && p.canWrite(user, t.Room)
 	case TopicOther:
 		l := strings.Split(topic, "/")
 		return p.otherAccess(user, client, l, true, filterCovers, filterCovers)
@@ -134,23 +191,17 @@ func (p *Policy) CanPublishAs(user, client, topic string) bool {
 	return false
 }
 
-// CanReceive reports whether user may receive a message published on
-// topic (a name). It is checked for every delivery, so wildcard
-// subscriptions never leak a room the user cannot read.
-func (p *Policy) CanReceive(user, topic string) bool { return p.CanReceiveAs(user, "", topic) }
-
-// CanReceiveAs is CanReceive for a connection with a client id.
-func (p *Policy) CanReceiveAs(user, client, topic string) bool {
+func (p *rules) canReceiveAs(user, client, topic string) bool {
 	t := ParseTopic(topic)
 	if user == BridgeUser {
-		return t.Kind == TopicMessage && p.HasRoom(t.Room)
+		return t.Kind == TopicMessage && p.hasRoom(t.Room)
 	}
 	if _, ok := p.roles[user]; !ok {
 		return false
 	}
 	switch t.Kind {
 	case TopicMessage, TopicTyping:
-		return p.CanRead(user, t.Room)
+		return p.canRead(user, t.Room)
 	case TopicPresence:
 		return true
 	case TopicReceipts:
@@ -163,14 +214,10 @@ func (p *Policy) CanReceiveAs(user, client, topic string) bool {
 	return false
 }
 
-// CanSubscribe reports whether user may subscribe to filter: true when at
-// least one topic the user may receive can match it. Deliveries are still
-// checked one by one with CanReceive. A shared subscription
-// ($share/group/filter) is judged by its filter.
-func (p *Policy) CanSubscribe(user, filter string) bool { return p.CanSubscribeAs(user, "", filter) }
+// bridgeFilter is what the bridge may subscribe to: any room's messages.
+var bridgeFilter = []string{"rooms", "*", "messages", "*"}
 
-// CanSubscribeAs is CanSubscribe for a connection with a client id.
-func (p *Policy) CanSubscribeAs(user, client, filter string) bool {
+func (p *rules) canSubscribeAs(user, client, filter string) bool {
 	if strings.HasPrefix(filter, "$share/") {
 		parts := strings.SplitN(filter, "/", 3)
 		if len(parts) < 3 {
@@ -178,11 +225,14 @@ func (p *Policy) CanSubscribeAs(user, client, filter string) bool {
 		}
 		filter = parts[2]
 	}
-	if _, ok := p.roles[user]; !ok && user != BridgeUser {
+	f := strings.Split(filter, "/")
+	if user == BridgeUser {
+		return filterMayMatch(f, bridgeFilter)
+	}
+	if _, ok := p.roles[user]; !ok {
 		return false
 	}
-	f := strings.Split(filter, "/")
-	if !slices.Contains(chatRoots, f[0]) && user != BridgeUser {
+	if !slices.Contains(chatRoots, f[0]) {
 		if f[0] == "$SYS" {
 			return p.roles[user] == RoleAdmin
 		}
@@ -199,23 +249,16 @@ func (p *Policy) CanSubscribeAs(user, client, filter string) bool {
 	return false
 }
 
-// readable lists templates of the topics user may receive; "*" stands for
-// any valid name.
-func (p *Policy) readable(user string) [][]string {
+// readable lists templates of the topics user (not the bridge) may
+// receive; "*" stands for any valid name.
+func (p *rules) readable(user string) [][]string {
 	var out [][]string
 	for _, room := range p.names {
-		if !p.CanRead(user, room) {
-			continue
-		}
-		out = append(out, []string{"rooms", room, "messages", "*"})
-		if user != BridgeUser {
-			out = append(out, []string{"rooms", room, "typing", "*"})
+		if p.canRead(user, room) {
+			out = append(out, []string{"rooms", room, "messages", "*"}, []string{"rooms", room, "typing", "*"})
 		}
 	}
-	if user != BridgeUser {
-		out = append(out, []string{"presence", "*"}, []string{"users", user, "receipts"})
-	}
-	return out
+	return append(out, []string{"presence", "*"}, []string{"users", user, "receipts"})
 }
 
 // filterMayMatch reports whether some topic of template tpl matches the
@@ -242,8 +285,7 @@ func filterMayMatch(f, tpl []string) bool {
 	return len(f) == len(tpl)
 }
 
-// Users returns every configured user's name, sorted.
-func (p *Policy) Users() []string {
+func (p *rules) users() []string {
 	out := make([]string, 0, len(p.roles))
 	for u := range p.roles {
 		out = append(out, u)

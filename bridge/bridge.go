@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,8 +78,9 @@ type Bridge struct {
 	stop       chan struct{} // closed when Run ends, to release paho's delivery goroutine
 	subscribed atomic.Bool
 
-	mu   sync.Mutex
-	main *autopaho.ConnectionManager
+	mu    sync.Mutex
+	main  *autopaho.ConnectionManager
+	rooms []string // what it archives: cfg.Rooms, then SetRooms
 
 	Stats Stats
 }
@@ -119,6 +121,7 @@ func New(cfg Config, archive Archive, log *slog.Logger) (*Bridge, error) {
 	}
 	return &Bridge{
 		cfg:      cfg,
+		rooms:    slices.Clone(cfg.Rooms),
 		archive:  archive,
 		log:      log,
 		items:    make(chan item, 4*cfg.BatchMax),
@@ -232,18 +235,18 @@ func (b *Bridge) clientConfig(u *url.URL, clientID string, archiving bool) autop
 // 0x91 (packet id in use) is mochi sharing client and server packet ids:
 // it is retried, like any other failure, until the connection goes down.
 func (b *Bridge) subscribe(cm *autopaho.ConnectionManager) {
-	sub := &paho.Subscribe{}
-	for _, r := range b.cfg.Rooms {
-		sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: hearth.RoomMessagesFilter(r), QoS: 1})
-	}
 	delay := 20 * time.Millisecond
 	for {
+		rooms := b.Rooms()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		sa, err := cm.Subscribe(ctx, sub)
+		sa, err := cm.Subscribe(ctx, roomsSubscribe(rooms))
 		cancel()
 		if err == nil && subackOK(sa) {
+			if !slices.Equal(rooms, b.Rooms()) {
+				continue // SetRooms ran meanwhile, and left the subscribing to this
+			}
 			b.subscribed.Store(true)
-			b.log.Info("bridge subscribed", "rooms", len(b.cfg.Rooms))
+			b.log.Info("bridge subscribed", "rooms", len(rooms))
 			return
 		}
 		if errors.Is(err, autopaho.ConnectionDownError) {
@@ -257,6 +260,67 @@ func (b *Bridge) subscribe(cm *autopaho.ConnectionManager) {
 		b.log.Warn("bridge subscribe failed, retrying", "error", err, "reasons", reasons(sa))
 		delay = min(2*delay, 2*time.Second)
 	}
+}
+
+func roomsSubscribe(rooms []string) *paho.Subscribe {
+	sub := &paho.Subscribe{}
+	for _, r := range rooms {
+		sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: hearth.RoomMessagesFilter(r), QoS: 1})
+	}
+	return sub
+}
+
+// Rooms returns the rooms the bridge archives.
+func (b *Bridge) Rooms() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.rooms)
+}
+
+// SetRooms changes the rooms the bridge archives. While it is subscribed,
+// it subscribes to the rooms added and waits for the SUBACK (until ctx
+// ends), and unsubscribes from the rooms removed; otherwise the next
+// subscription takes the new rooms. An error says the rooms added are
+// not subscribed yet (the next connection subscribes to them).
+func (b *Bridge) SetRooms(ctx context.Context, rooms []string) error {
+	b.mu.Lock()
+	var added, removed []string
+	for _, r := range rooms {
+		if !slices.Contains(b.rooms, r) {
+			added = append(added, r)
+		}
+	}
+	for _, r := range b.rooms {
+		if !slices.Contains(rooms, r) {
+			removed = append(removed, hearth.RoomMessagesFilter(r))
+		}
+	}
+	b.rooms = slices.Clone(rooms)
+	cm := b.main
+	b.mu.Unlock()
+	if cm == nil || !b.subscribed.Load() {
+		return nil
+	}
+	for delay := 20 * time.Millisecond; len(added) > 0; delay = min(2*delay, time.Second) {
+		sa, err := cm.Subscribe(ctx, roomsSubscribe(added))
+		if err == nil && subackOK(sa) {
+			break
+		}
+		if err == nil {
+			err = fmt.Errorf("reasons %x", reasons(sa)) // 0x91 is mochi's packet ids: again
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bridge: subscribe to %v: %w", added, err)
+		case <-time.After(delay):
+		}
+	}
+	if len(removed) > 0 {
+		if _, err := cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: removed}); err != nil {
+			b.log.Warn("bridge unsubscribe", "topics", removed, "error", err)
+		}
+	}
+	return nil
 }
 
 func subackOK(sa *paho.Suback) bool {

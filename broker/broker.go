@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,27 @@ type Config struct {
 // Observer takes one measurement (a prometheus.Histogram is one).
 type Observer interface{ Observe(float64) }
 
+// Limits are the limits of Config that SetLimits changes while the broker
+// runs (the same fields, the same defaults).
+type Limits struct {
+	PublishRate     float64
+	PublishBurst    int
+	MaxPerUser      int
+	MaxQueuedBytes  int
+	MaxOfflineBytes int
+	MaxKeepalive    uint16
+}
+
+func (l Limits) withDefaults() *Limits {
+	if l.MaxQueuedBytes <= 0 {
+		l.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if l.MaxOfflineBytes <= 0 {
+		l.MaxOfflineBytes = DefaultMaxOfflineBytes
+	}
+	return &l
+}
+
 // Broker is hearth's MQTT broker. Create it with New, then Start it, and
 // Close it when done.
 type Broker struct {
@@ -116,6 +138,7 @@ type Broker struct {
 	internal     listeners.Listener
 	tcp, tlsl    listeners.Listener
 
+	limits    atomic.Pointer[Limits] // what SetLimits changes; read where they apply
 	started   atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close
@@ -155,17 +178,13 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 	if cfg.MaxInflight <= 0 || cfg.MaxInflight > maxInflight {
 		cfg.MaxInflight = maxInflight
 	}
-	if cfg.MaxQueuedBytes <= 0 {
-		cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
-	}
-	if cfg.MaxOfflineBytes <= 0 {
-		cfg.MaxOfflineBytes = DefaultMaxOfflineBytes
-	}
 	if cfg.Logins == nil {
 		cfg.Logins = hearth.NewLoginLimiter()
 	}
 	b := &Broker{cfg: cfg, policy: policy, auth: auth, log: log, done: make(chan struct{}), ready: make(chan struct{}),
 		refusals: newRefusals(log, cfg.RefusalLogInterval), epoch: time.Now()}
+	b.limits.Store(Limits{PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst, MaxPerUser: cfg.MaxPerUser,
+		MaxQueuedBytes: cfg.MaxQueuedBytes, MaxOfflineBytes: cfg.MaxOfflineBytes, MaxKeepalive: cfg.MaxKeepalive}.withDefaults())
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("broker: bridge secret: %w", err)
@@ -381,6 +400,37 @@ func (b *Broker) Publish(user, topic string, payload []byte) error {
 		return fmt.Errorf("publish %s: %w", topic, err)
 	}
 	return nil
+}
+
+// SetLimits applies new limits from now on. A connection takes a new
+// publish rate at its next publish; the connection limits and keep alive
+// apply to new connections; the queue bounds to the next message queued.
+func (b *Broker) SetLimits(l Limits) {
+	old := b.limits.Swap(l.withDefaults())
+	if old.PublishRate != l.PublishRate || old.PublishBurst != l.PublishBurst {
+		b.hook.userLims.Clear() // the HTTP publishers' buckets start again at the new rate
+	}
+}
+
+// Reloaded brings the broker in line with users and a policy that have
+// just been replaced (hearth.Policy.Replace, hearth.Authenticator.SetUsers):
+// every connection of the users in revoked (removed, or their password
+// changed) is closed (MQTT 5: DISCONNECT 0x87 not authorized), what waits
+// in any session's queue that its user may no longer receive is dropped,
+// and presence is published for users added and cleared for those
+// removed. It returns how many connections it closed and how many queued
+// messages it dropped.
+func (b *Broker) Reloaded(revoked, added, removed []string) (closed, dropped int) {
+	for _, cl := range b.server.Clients.GetAll() {
+		if !cl.Closed() && !cl.Net.Inline && cl.Net.Listener != listenerInternal && slices.Contains(revoked, userOf(cl)) {
+			b.log.Info("mqtt connection closed: credentials changed", "user", userOf(cl), "client", cl.ID)
+			_ = b.disconnect(cl, packets.ErrNotAuthorized)
+			closed++
+		}
+	}
+	dropped = b.hook.router.dropUnreadable()
+	b.hook.presence.reloaded(added, removed)
+	return closed, dropped
 }
 
 // Errors of Publish.

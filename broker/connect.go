@@ -6,7 +6,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"golang.org/x/time/rate"
 
 	"github.com/hearth-home/hearth"
 )
@@ -19,15 +18,14 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	cl.Properties.Props.TopicAliasMaximum = 0
 	// Server Keep Alive [MQTT-3.2.2-21]: an MQTT 5 client that asks for
 	// none, or for more than mqtt.max_keepalive, gets the maximum.
-	if max := h.b.cfg.MaxKeepalive; max > 0 && cl.Properties.ProtocolVersion == 5 &&
+	lim := h.b.limits.Load()
+	if max := lim.MaxKeepalive; max > 0 && cl.Properties.ProtocolVersion == 5 &&
 		(cl.State.Keepalive == 0 || cl.State.Keepalive > max) {
 		cl.State.Keepalive = max
 		cl.State.ServerKeepalive = true
 	}
 	if c := connOf(cl); c != nil {
-		if h.b.cfg.PublishRate > 0 {
-			c.limiter = rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst)
-		}
+		c.setLimits(lim)
 		if pk.Connect.WillFlag {
 			c.will = willPacket(cl, pk)
 		}
@@ -76,7 +74,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.refusals.refuse(HeldOff, "user", user, "remote", cl.Net.Remote, "retry_in", left)
 		return h.refuse(cl, packets.ErrConnectionRateExceeded)
 	}
-	if lim := h.b.cfg.MaxPerUser; lim > 0 && h.presence.connections(user) >= lim && !h.resumes(cl.ID) {
+	if lim := h.b.limits.Load().MaxPerUser; lim > 0 && h.presence.connections(user) >= lim && !h.resumes(cl.ID) {
 		h.b.refusals.refuse(TooManyConnections, "user", user, "remote", cl.Net.Remote, "limit", lim)
 		return h.refuse(cl, packets.ErrQuotaExceeded)
 	}

@@ -68,6 +68,7 @@ type storedState struct {
 // conn is what hearth keeps of one connection. It lives in the
 // connection's clientConn, so it is made and freed with the connection.
 type conn struct {
+	limits  *Limits         // the limits limiter was made for
 	limiter *rate.Limiter   // publish rate; nil: no limit
 	strikes []time.Time     // recent refusals by the rate limit (floodGuard)
 	present bool            // the CONNACK said the session was resumed
@@ -78,6 +79,21 @@ type conn struct {
 	// handles one): did each filter exist before, and what was granted.
 	subscribing map[string]bool
 	granted     []packets.Subscription
+}
+
+// setLimits makes the connection's publish rate that of l. It runs on
+// the connection's read loop, as every use of limiter does.
+func (c *conn) setLimits(l *Limits) {
+	c.limits = l
+	switch {
+	case l.PublishRate <= 0:
+		c.limiter = nil
+	case c.limiter == nil:
+		c.limiter = rate.NewLimiter(rate.Limit(l.PublishRate), l.PublishBurst)
+	default:
+		c.limiter.SetLimit(rate.Limit(l.PublishRate))
+		c.limiter.SetBurst(l.PublishBurst)
+	}
 }
 
 // connOf returns hearth's state of cl's connection; nil for the inline

@@ -319,13 +319,14 @@ func (s *session) add(out delivery) {
 	}
 	n := size(out.msg)
 	bounded := s.id != s.r.unbounded
-	if bounded && s.bytes+n > s.r.b.cfg.MaxQueuedBytes {
+	lim := s.r.b.limits.Load()
+	if bounded && s.bytes+n > lim.MaxQueuedBytes {
 		st.QueueDropped.Add(1)
 		s.r.b.log.Debug("mqtt message dropped: session queue full", "client", s.id, "bytes", s.bytes)
 		return
 	}
 	if s.cl == nil {
-		if s.off.Add(int64(n)) > int64(s.r.b.cfg.MaxOfflineBytes) && bounded {
+		if s.off.Add(int64(n)) > int64(lim.MaxOfflineBytes) && bounded {
 			s.off.Add(-int64(n))
 			st.QueueDropped.Add(1)
 			s.r.b.log.Debug("mqtt message dropped: the user's offline sessions are full", "client", s.id, "user", s.user)
@@ -552,7 +553,7 @@ func (s *session) detach(cl *mqtt.Client) {
 	s.off.Add(int64(s.bytes))
 	// The user's offline sessions together keep to MaxOfflineBytes: the
 	// newest queued messages go first.
-	for s.id != s.r.unbounded && s.off.Load() > int64(s.r.b.cfg.MaxOfflineBytes) && len(s.queue) > 0 {
+	for s.id != s.r.unbounded && s.off.Load() > int64(s.r.b.limits.Load().MaxOfflineBytes) && len(s.queue) > 0 {
 		d := s.queue[len(s.queue)-1]
 		s.queue = s.queue[:len(s.queue)-1]
 		s.r.queued.Add(-1)
@@ -581,18 +582,7 @@ func (s *session) reset() {
 func (s *session) sweep(now time.Time, stall time.Duration) (stuck *mqtt.Client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kept := s.queue[:0]
-	for _, d := range s.queue {
-		if expired(d.msg) {
-			s.r.b.Stats.Expired.Add(1)
-			s.r.queued.Add(-1)
-			s.drop(d)
-			continue
-		}
-		kept = append(kept, d)
-	}
-	clear(s.queue[len(kept):])
-	s.queue = kept
+	s.r.b.Stats.Expired.Add(int64(s.dropQueued(func(d *delivery) bool { return expired(d.msg) })))
 	if s.lazy() {
 		s.storeLazy(false)
 	}
@@ -600,6 +590,41 @@ func (s *session) sweep(now time.Time, stall time.Duration) (stuck *mqtt.Client)
 		return s.cl
 	}
 	return nil
+}
+
+// dropQueued drops the queued deliveries (not those in flight) for which
+// drop is true, and returns how many; mu is held.
+func (s *session) dropQueued(drop func(*delivery) bool) int {
+	kept := s.queue[:0]
+	for _, d := range s.queue {
+		if drop(d) {
+			s.r.queued.Add(-1)
+			s.drop(d)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	n := len(s.queue) - len(kept)
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	return n
+}
+
+// dropUnreadable drops, from every session's queue, what its user may no
+// longer receive since the policy changed, and returns how many. What
+// was sent already is left to its acknowledgement.
+// The archive's queue is left alone: what was accepted is archived.
+func (r *router) dropUnreadable() int {
+	n := 0
+	for _, s := range r.all() {
+		if s.id == r.unbounded {
+			continue
+		}
+		s.mu.Lock()
+		n += s.dropQueued(func(d *delivery) bool { return !r.b.policy.CanReceiveAs(s.user, s.id, d.msg.TopicName) })
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // unacked is how many messages the session holds.
@@ -689,13 +714,7 @@ func (r *router) run(done <-chan struct{}, stall time.Duration) {
 		case <-done:
 			return
 		case now := <-t.C:
-			r.mu.RLock()
-			all := make([]*session, 0, len(r.sessions))
-			for _, s := range r.sessions {
-				all = append(all, s)
-			}
-			r.mu.RUnlock()
-			for _, s := range all {
+			for _, s := range r.all() {
 				if r.endForgotten(s) {
 					continue
 				}
@@ -708,6 +727,17 @@ func (r *router) run(done <-chan struct{}, stall time.Duration) {
 			r.b.hook.expireRetained(now.Unix())
 		}
 	}
+}
+
+// all returns every session.
+func (r *router) all() []*session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	all := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		all = append(all, s)
+	}
+	return all
 }
 
 // endIf ends the session of id, unless a connection other than cl has it

@@ -29,15 +29,38 @@ func (p *presence) publishAllOffline() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, u := range p.b.policy.Users() {
-		if p.count[u] == 0 {
-			var m hearth.Presence
-			if pk, ok := p.b.hook.retainedMessage(hearth.PresenceTopic(u)); ok {
-				var old hearth.Presence
-				if json.Unmarshal(pk.Payload, &old) == nil {
-					m.LastSeen = old.LastSeen
-				}
-			}
-			p.publish(u, m)
+		p.publishOffline(u)
+	}
+}
+
+// publishOffline publishes user as offline unless connected, keeping the
+// last_seen of its retained presence; mu is held.
+func (p *presence) publishOffline(u string) {
+	if p.count[u] > 0 {
+		return
+	}
+	var m hearth.Presence
+	if pk, ok := p.b.hook.retainedMessage(hearth.PresenceTopic(u)); ok {
+		var old hearth.Presence
+		if json.Unmarshal(pk.Payload, &old) == nil {
+			m.LastSeen = old.LastSeen
+		}
+	}
+	p.publish(u, m)
+}
+
+// reloaded publishes the users a reload added as offline, and clears the
+// retained presence of those it removed (an empty payload: the web chat
+// takes them off its list).
+func (p *presence) reloaded(added, removed []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range added {
+		p.publishOffline(u)
+	}
+	for _, u := range removed {
+		if err := p.b.server.Publish(hearth.PresenceTopic(u), nil, true, 1); err != nil {
+			p.b.log.Warn("clear presence", "user", u, "error", err)
 		}
 	}
 }
@@ -78,6 +101,9 @@ func (p *presence) down(cl *mqtt.Client) {
 	if n <= 0 {
 		delete(p.count, user)
 		n = 0
+	}
+	if _, ok := p.b.policy.Role(user); !ok {
+		return // removed by a reload, which cleared its presence
 	}
 	p.publish(user, hearth.Presence{Online: n > 0, Connections: n, LastSeen: time.Now().UnixMilli()})
 }

@@ -54,7 +54,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.accept(pk, viaOf(cl)) // the bridge's receipts
 		return pk, packets.CodeSuccessIgnore
 	}
-	if c := connOf(cl); c != nil && c.limiter != nil && !c.limiter.Allow() {
+	c := connOf(cl)
+	if c != nil {
+		if l := h.b.limits.Load(); l != c.limits {
+			c.setLimits(l) // reloaded since this connection's last publish
+		}
+	}
+	if c != nil && c.limiter != nil && !c.limiter.Allow() {
 		h.b.refusals.refuse(RateLimited, "user", user, "client", cl.ID)
 		if refused(&c.strikes) {
 			h.disconnectFlooder(cl)
@@ -153,12 +159,13 @@ func (h *hook) disconnectFlooder(cl *mqtt.Client) {
 
 // allowUser takes a token from the bucket of user's HTTP publishes.
 func (h *hook) allowUser(user string) bool {
-	if h.b.cfg.PublishRate <= 0 {
+	lim := h.b.limits.Load()
+	if lim.PublishRate <= 0 {
 		return true
 	}
 	l, ok := h.userLims.Load(user)
 	if !ok {
-		l, _ = h.userLims.LoadOrStore(user, rate.NewLimiter(rate.Limit(h.b.cfg.PublishRate), h.b.cfg.PublishBurst))
+		l, _ = h.userLims.LoadOrStore(user, rate.NewLimiter(rate.Limit(lim.PublishRate), lim.PublishBurst))
 	}
 	return l.(*rate.Limiter).Allow()
 }
@@ -326,6 +333,12 @@ func willPacket(cl *mqtt.Client, pk packets.Packet) *packets.Packet {
 // schedules it) and leaves mochi a will that reaches nobody.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	c := connOf(cl)
+	if c != nil && c.will != nil && !h.b.policy.CanPublishAs(userOf(cl), cl.ID, c.will.TopicName) {
+		// The will was allowed at CONNECT; a reload has taken the right,
+		// or the user, away since.
+		h.b.log.Debug("mqtt will dropped: no longer allowed", "user", userOf(cl), "client", cl.ID)
+		return mqtt.Will{TopicName: willSink}, nil
+	}
 	if c != nil && c.will != nil {
 		pk := *c.will
 		delay := time.Duration(will.WillDelayInterval) * time.Second

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearth-home/hearth"
@@ -54,6 +55,7 @@ type API struct {
 	log     *slog.Logger
 	origins map[string]bool
 	logins  *hearth.LoginLimiter
+	ttl     atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
 }
 
 // NewAPI returns the API over store.
@@ -62,11 +64,15 @@ func NewAPI(store *Store, cfg APIConfig, log *slog.Logger) *API {
 	if a.logins == nil {
 		a.logins = hearth.NewLoginLimiter()
 	}
+	a.SetTokenTTL(cfg.TokenTTL)
 	for _, o := range cfg.AllowedOrigins {
 		a.origins[strings.TrimSuffix(o, "/")] = true
 	}
 	return a
 }
+
+// SetTokenTTL changes the lifetime of the tokens given out from now on.
+func (a *API) SetTokenTTL(d time.Duration) { a.ttl.Store(int64(d)) }
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
@@ -223,7 +229,7 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request, u hearth.User) err
 }
 
 func (a *API) issue(w http.ResponseWriter, u hearth.User) error {
-	tok, exp, err := a.cfg.Auth.Issue(u.Name, a.cfg.TokenTTL)
+	tok, exp, err := a.cfg.Auth.Issue(u.Name, time.Duration(a.ttl.Load()))
 	if err != nil {
 		return err
 	}

@@ -144,7 +144,9 @@ func TestACLMatrixSubscribe(t *testing.T) {
 		{"rooms/family/messages/{other}", [5]bool{Y, Y, Y, Y, Y}},
 		{"rooms/parents/messages/+", [5]bool{Y, Y, N, N, Y}},
 		{"rooms/parents/messages/{other}", [5]bool{Y, Y, N, N, Y}},
-		{"rooms/nosuch/messages/+", [5]bool{N, N, N, N, N}},
+		// The bridge may subscribe to a room a reload has yet to add; it
+		// receives only configured rooms (TestACLMatrixDelivery).
+		{"rooms/nosuch/messages/+", [5]bool{N, N, N, N, Y}},
 		{"rooms/family/typing/+", [5]bool{Y, Y, Y, Y, N}},
 		{"rooms/parents/typing/+", [5]bool{Y, Y, N, N, N}},
 		{"presence/+", [5]bool{Y, Y, Y, Y, N}},

@@ -29,12 +29,18 @@ type App struct {
 	bridge *bridge.Bridge
 	http   *http.Server
 	httpLn net.Listener
-	auth   *hearth.Authenticator
 
 	metrics     *metrics
 	metricsSrv  *http.Server // on metrics.addr; nil when it is off
 	metricsLn   net.Listener
 	metricsDone chan error
+
+	// What a reload replaces (reload.go); reloadMu orders reloads, and
+	// the retention's restarts with Close.
+	auth     *hearth.Authenticator
+	policy   *hearth.Policy
+	api      *history.API
+	reloadMu sync.Mutex
 
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
@@ -63,8 +69,8 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
-	a.auth = auth
 	policy := hearth.NewPolicy(&cfg)
+	a.auth, a.policy = auth, policy
 	logins := hearth.NewLoginLimiter() // MQTT and HTTP count failed logins together
 
 	a.store, err = history.Open(filepath.Join(cfg.DataDir, "history.db"))
@@ -124,7 +130,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	}
 	a.metrics.register(a)
 
-	api := history.NewAPI(a.store, history.APIConfig{
+	a.api = history.NewAPI(a.store, history.APIConfig{
 		Auth:            auth,
 		Policy:          policy,
 		Publisher:       a.broker,
@@ -139,7 +145,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	}, log.With("component", "api"))
 
 	mux := http.NewServeMux()
-	api.Register(mux)
+	a.api.Register(mux)
 	mux.Handle("GET /mqtt", a.broker.WebSocketHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
@@ -175,20 +181,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		go func() { a.metricsDone <- a.metricsSrv.Serve(a.metricsLn) }()
 	}
 
-	rules := map[string]history.Retention{}
-	for _, r := range cfg.Rooms {
-		if r.Retention.MaxAge.D() > 0 || r.Retention.MaxMessages > 0 {
-			rules[r.Name] = history.Retention{MaxAge: r.Retention.MaxAge.D(), MaxMessages: r.Retention.MaxMessages}
-		}
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	a.retention, a.retentionEnd = rcancel, make(chan struct{})
-	go func() {
-		defer close(a.retentionEnd)
-		if len(rules) > 0 {
-			a.store.RunRetention(rctx, rules, time.Minute, log.With("component", "retention"))
-		}
-	}()
+	a.startRetention(cfg.Rooms)
 
 	log.Info("hearth listening", "http", a.HTTPAddr(), "mqtt", orOff(a.MQTTAddr()), "mqtt_tls", orOff(a.broker.TLSAddr()), "metrics", orOff(a.MetricsAddr()), "data_dir", cfg.DataDir, "web_chat_built", webclient.Built())
 	return a, nil
@@ -264,10 +257,9 @@ func (a *App) Close(ctx context.Context) error {
 		if a.broker != nil {
 			a.broker.Close()
 		}
-		if a.retention != nil {
-			a.retention()
-			<-a.retentionEnd
-		}
+		a.reloadMu.Lock()
+		a.stopRetention()
+		a.reloadMu.Unlock()
 		if a.store != nil {
 			if err := a.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close history: %w", err))

@@ -24,7 +24,7 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("backup", stderr)
 	configPath := fs.String("config", "config.yaml", "configuration file")
 	out := fs.String("o", "", "file to write the copy to")
-	if err := fs.Parse(args); err != nil {
+	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
 	}
 	if *out == "" {

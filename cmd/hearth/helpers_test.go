@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +40,12 @@ func testConfig(t *testing.T, dir string) hearth.Config {
 // startApp starts hearth on cfg and waits until it is ready.
 func startApp(t *testing.T, cfg hearth.Config, tune ...func(*broker.Config)) *App {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return startAppLog(t, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), tune...)
+}
+
+// startAppLog is startApp with its own logger.
+func startAppLog(t *testing.T, cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) *App {
+	t.Helper()
 	app, err := Start(cfg, log, tune...)
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -53,6 +59,16 @@ func startApp(t *testing.T, cfg hearth.Config, tune ...func(*broker.Config)) *Ap
 	})
 	waitFor(t, "ready", 10*time.Second, app.Ready)
 	return app
+}
+
+// buildHearth builds the hearth binary into dir and returns its path.
+func buildHearth(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "hearth")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 type testWriter struct{ t *testing.T }

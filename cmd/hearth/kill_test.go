@@ -37,10 +37,7 @@ func startServer(t *testing.T) *server {
 		t.Skip("slow")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "hearth")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildHearth(t, dir)
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	s := &server{t: t, bin: bin, cfg: filepath.Join(dir, "config.yaml"), http: freePort(t), mqtt: freePort(t), metrics: freePort(t)}
 	var y strings.Builder

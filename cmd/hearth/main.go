@@ -1,5 +1,5 @@
-// Command hearth runs the family chat: hearth serve, hearth passwd and
-// hearth token.
+// Command hearth runs the family chat (hearth serve) and the commands
+// around it: check, passwd, token and backup. 'hearth -h' lists them.
 package main
 
 import (

@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -20,22 +22,12 @@ import (
 	"github.com/hearth-home/hearth"
 )
 
-const usage = `hearth: a self-hosted family chat
-
-Usage:
-  hearth serve [-config config.yaml] [-log-level info]   run the broker, archive, API and web chat
-  hearth passwd                                           read a password, print its bcrypt hash
-  hearth token -config FILE -user NAME [-ttl 720h]        print a token for a device or script
-  hearth backup -config FILE -o FILE                      copy the history, while hearth runs or not
-  hearth version                                          print the version, commit, date and Go version
-`
-
 // errUsage is returned for bad command lines; the usage is printed first.
 var errUsage = errors.New("bad usage (see above)")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		printUsage(stderr)
 		return errUsage
 	}
 	switch args[0] {
@@ -49,11 +41,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return backup(ctx, args[1:], stdout, stderr)
 	case "version":
 		return version(args[1:], stdout, stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
+		if len(args) > 1 && args[0] == "help" { // hearth help serve
+			return run(ctx, []string{args[1], "-h"}, stdin, stdout, stderr)
+		}
+		printUsage(stdout)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	printUsage(stderr)
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
@@ -67,13 +64,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	configPath := fs.String("config", "config.yaml", "configuration file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	format := fs.String("log-format", "text", "log format: text (key=value) or json (one object a line)")
+	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		return err
 	}
+	// From here on SIGHUP reloads the config instead of ending hearth.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := hearth.LoadConfig(*configPath)
 	if err != nil {
 		return err
@@ -85,13 +87,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	app, err := Start(cfg, log)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "hearth is running: open http://%s/ (MQTT: %s)\n", dialable(app.HTTPAddr()), orOff(app.MQTTAddr()))
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			_ = app.Reload(*configPath) // it logs what it did, or why not
+		case <-ctx.Done():
+		}
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -105,11 +112,27 @@ func orOff(s string) string {
 	return s
 }
 
+// newLogger is serve's logger: level and format as the flags say.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format: %q: want text or json", format)
+}
+
 // passwd reads one line (twice, without echo, at a terminal) and prints
 // its bcrypt hash as the last line.
 func passwd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("passwd", stderr)
-	if err := fs.Parse(args); err != nil {
+	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
 	}
 	var pw string
@@ -160,7 +183,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	user := fs.String("user", "", "user the token is for")
 	ttl := hearth.Duration(720 * time.Hour)
 	fs.Var(&ttl, "ttl", "how long the token is valid (e.g. 720h, 30d)")
-	if err := fs.Parse(args); err != nil {
+	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
 	}
 	if *user == "" {

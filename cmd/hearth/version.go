@@ -12,11 +12,8 @@ import (
 // pseudo-version of the commit), the commit, its date and the Go toolchain.
 func version(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("version", stderr)
-	if err := fs.Parse(args); err != nil {
+	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("version takes no arguments, got %q", fs.Arg(0))
 	}
 	b := hearth.Build()
 	fmt.Fprintf(stdout, "hearth %s\ncommit %s\ndate   %s\ngo     %s %s/%s\n",
