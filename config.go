@@ -56,6 +56,30 @@ type HTTPConfig struct {
 	// AllowedOrigins are extra origins ("https://chat.example.org") allowed
 	// for WebSocket and CORS, written exactly as a browser sends them.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// PublicURL is where people open the chat ("https://chat.example.org"):
+	// its origin may use /mqtt and the API. "" means only the loopback
+	// origins of http.addr's port.
+	PublicURL string `yaml:"public_url"`
+	// TLS, when both files are set, makes the HTTP listener speak HTTPS.
+	TLS CertFiles `yaml:"tls"`
+	// TrustedProxies are reverse proxies (CIDRs or single IPs) whose
+	// X-Forwarded-For and X-Forwarded-Proto hearth believes.
+	TrustedProxies []string     `yaml:"trusted_proxies"`
+	Timeouts       HTTPTimeouts `yaml:"timeouts"`
+}
+
+// CertFiles are a PEM certificate (chain) and its private key.
+type CertFiles struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// HTTPTimeouts bound how long a client may take (README, "Timeouts").
+type HTTPTimeouts struct {
+	ReadHeader Duration `yaml:"read_header"` // the request line and headers
+	Read       Duration `yaml:"read"`        // the whole request, body included
+	Write      Duration `yaml:"write"`       // the answer; not /mqtt nor the backup download
+	Idle       Duration `yaml:"idle"`        // a kept-alive connection between requests
 }
 
 // MQTTConfig is the MQTT over TCP (and TLS) listener and the limits of every
@@ -149,7 +173,10 @@ const (
 func DefaultConfig() Config {
 	return Config{
 		DataDir: "./data",
-		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080"},
+		HTTP: HTTPConfig{Addr: "127.0.0.1:8080", Timeouts: HTTPTimeouts{
+			ReadHeader: Duration(10 * time.Second), Read: Duration(60 * time.Second),
+			Write: Duration(60 * time.Second), Idle: Duration(120 * time.Second),
+		}},
 		MQTT: MQTTConfig{
 			Addr:            "127.0.0.1:1883",
 			MaxMessageBytes: 16384,
@@ -185,8 +212,8 @@ func (e *ConfigError) Error() string {
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // LoadConfig reads and validates the configuration file at path. Relative
-// paths in it (data_dir, auth.token_secret_file, mqtt.tls.cert_file and
-// mqtt.tls.key_file) are resolved against the directory of the file, so a
+// paths in it (data_dir, auth.token_secret_file, http.tls.cert_file,
+// http.tls.key_file, mqtt.tls.cert_file and mqtt.tls.key_file) are resolved against the directory of the file, so a
 // config works from any working directory. Errors start with
 // "config PATH: ".
 func LoadConfig(path string) (Config, error) {
@@ -204,7 +231,7 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, &fileError{path, err}
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.DataDir, &c.Auth.TokenSecretFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
+	for _, p := range []*string{&c.DataDir, &c.Auth.TokenSecretFile, &c.HTTP.TLS.CertFile, &c.HTTP.TLS.KeyFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -578,6 +605,36 @@ func (c *Config) Validate() error {
 		if err := checkOrigin(o); err != nil {
 			addErr(fmt.Sprintf("http.allowed_origins[%d]", i), err)
 		}
+	}
+	if c.HTTP.PublicURL != "" {
+		if _, err := PublicOrigin(c.HTTP.PublicURL); err != nil {
+			addErr("http.public_url", err)
+		}
+	}
+	if ht := c.HTTP.TLS; (ht.CertFile == "") != (ht.KeyFile == "") {
+		if ht.CertFile == "" {
+			add("http.tls.cert_file", "required when http.tls.key_file is set (set both, or neither for plain HTTP)")
+		} else {
+			add("http.tls.key_file", "required when http.tls.cert_file is set (set both, or neither for plain HTTP)")
+		}
+	}
+	for i, p := range c.HTTP.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			addErr(fmt.Sprintf("http.trusted_proxies[%d]", i), err)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"read_header", c.HTTP.Timeouts.ReadHeader}, {"read", c.HTTP.Timeouts.Read}, {"write", c.HTTP.Timeouts.Write}, {"idle", c.HTTP.Timeouts.Idle}} {
+		if d.d <= 0 || d.d.D() > 24*time.Hour {
+			add("http.timeouts."+d.key, "must be above 0 and at most 24h, got %s", d.d)
+		}
+	}
+	// net/http's write deadline runs from the end of the headers: an
+	// answer to a body cut off at the read timeout needs it to be later.
+	if to := c.HTTP.Timeouts; to.Read > 0 && to.Write < to.Read {
+		add("http.timeouts.write", "must be at least http.timeouts.read (%s), so that a request cut off for a slow body still gets its answer; got %s", to.Read, to.Write)
 	}
 
 	// MQTT limits.

@@ -129,6 +129,28 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "origin with bad scheme", edits: []string{`"http://localhost:5173"`, `"ftp://localhost:5173"`}, want: []string{"http.allowed_origins[1]:"}},
 		{name: "origin in upper case", edits: []string{`"https://chat.example.org"`, `"https://Chat.example.org"`}, want: []string{"http.allowed_origins[0]:", "lower case"}},
 		{name: "origin star", edits: []string{`"https://chat.example.org"`, `"*"`}, want: []string{"http.allowed_origins[0]:"}},
+		{name: "public_url", edits: []string{"  allowed_origins:", "  public_url: https://chat.example.org:8443/\n  allowed_origins:"}},
+		{name: "public_url with a path", edits: []string{"  allowed_origins:", "  public_url: https://example.org/chat\n  allowed_origins:"}, want: []string{"http.public_url:", "no path"}},
+		{name: "public_url without a scheme", edits: []string{"  allowed_origins:", "  public_url: chat.example.org\n  allowed_origins:"}, want: []string{"http.public_url:", "scheme must be http or https"}},
+		{name: "public_url with a query", edits: []string{"  allowed_origins:", "  public_url: https://chat.example.org/?a=1\n  allowed_origins:"}, want: []string{"http.public_url:", "no path, query"}},
+		{name: "public_url with a bad port", edits: []string{"  allowed_origins:", "  public_url: https://chat.example.org:0\n  allowed_origins:"}, want: []string{"http.public_url:", "port must be"}},
+		{name: "http tls cert without key", edits: []string{"  allowed_origins:", "  tls: {cert_file: c.pem}\n  allowed_origins:"}, want: []string{"http.tls.key_file: required when http.tls.cert_file is set"}},
+		{name: "http tls key without cert", edits: []string{"  allowed_origins:", "  tls: {key_file: k.pem}\n  allowed_origins:"}, want: []string{"http.tls.cert_file: required when http.tls.key_file is set"}},
+		{name: "http tls complete", edits: []string{"  allowed_origins:", "  tls: {cert_file: c.pem, key_file: k.pem}\n  allowed_origins:"}},
+		{name: "http tls unknown key", edits: []string{"  allowed_origins:", "  tls: {addr: ':443'}\n  allowed_origins:"}, want: []string{"http.tls.addr: unknown key"}},
+		{name: "trusted proxies", edits: []string{"  allowed_origins:", "  trusted_proxies: [127.0.0.1, '::1', 10.0.0.0/8, 'fd00::/8', 10.1.2.3/16]\n  allowed_origins:"}},
+		{name: "bad trusted proxies", edits: []string{"  allowed_origins:", "  trusted_proxies: [nginx, 10.0.0.0/33, 10.0.0.0/8, 'fe80::1%eth0', '::ffff:10.0.0.0/104', '']\n  allowed_origins:"},
+			want: []string{`http.trusted_proxies[0]: "nginx": not an IP`, `http.trusted_proxies[1]: "10.0.0.0/33": not a CIDR`, `http.trusted_proxies[3]:`, `http.trusted_proxies[4]:`, `http.trusted_proxies[5]:`}},
+		{name: "trusted proxies not a list", edits: []string{"  allowed_origins:", "  trusted_proxies: 127.0.0.1\n  allowed_origins:"}, want: []string{"http.trusted_proxies: want a list"}},
+		{name: "timeouts", edits: []string{"  allowed_origins:", "  timeouts: {read: 5m, write: 6m}\n  allowed_origins:"},
+			check: func(t *testing.T, c Config) {
+				if got := c.HTTP.Timeouts; got.Read.D() != 5*time.Minute || got.Write.D() != 6*time.Minute || got.ReadHeader.D() != 10*time.Second || got.Idle.D() != 2*time.Minute {
+					t.Errorf("timeouts %+v", got)
+				}
+			}},
+		{name: "bad timeouts", edits: []string{"  allowed_origins:", "  timeouts: {read: 0, idle: 48h, write: 5}\n  allowed_origins:"}, want: []string{"http.timeouts.write:", "write e.g. 5h"}},
+		{name: "write shorter than read", edits: []string{"  allowed_origins:", "  timeouts: {read: 2m}\n  allowed_origins:"}, want: []string{"http.timeouts.write: must be at least http.timeouts.read (2m)"}},
+		{name: "zero timeouts", edits: []string{"  allowed_origins:", "  timeouts: {read: 0, idle: 48h}\n  allowed_origins:"}, want: []string{"http.timeouts.read: must be above 0", "http.timeouts.idle: must be above 0 and at most 24h, got 48h"}},
 		{name: "small max_message_bytes", edits: []string{"max_message_bytes: 16384", "max_message_bytes: 100"}, want: []string{"mqtt.max_message_bytes: must be between 256 and 268435455"}},
 		{name: "huge max_message_bytes", edits: []string{"max_message_bytes: 16384", "max_message_bytes: 268435456"}, want: []string{"mqtt.max_message_bytes: must be between 256 and 268435455"}},
 		{name: "negative publish_rate", edits: []string{"publish_rate: 50", "publish_rate: -1"}, want: []string{"mqtt.publish_rate: must be 0"}},
@@ -290,7 +312,7 @@ func TestParseConfigValues(t *testing.T) {
 	h := testHashes()
 	want := Config{
 		DataDir: "./data",
-		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080", AllowedOrigins: []string{"https://chat.example.org", "http://localhost:5173"}},
+		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080", AllowedOrigins: []string{"https://chat.example.org", "http://localhost:5173"}, Timeouts: DefaultConfig().HTTP.Timeouts},
 		MQTT:    MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20, MaxQueuedBytes: 64 << 20, MaxOfflineBytes: 256 << 20},
 		Auth:    AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Users: []User{
@@ -370,7 +392,8 @@ func TestLoadConfig(t *testing.T) {
 	path := filepath.Join(dir, "config.yaml")
 	text := edit(t,
 		`token_secret_file: ""`, `token_secret_file: secret/token`,
-		`tls: {addr: "", cert_file: "", key_file: ""}`, `tls: {addr: "127.0.0.1:8883", cert_file: tls/cert.pem, key_file: /etc/hearth/key.pem}`)
+		`tls: {addr: "", cert_file: "", key_file: ""}`, `tls: {addr: "127.0.0.1:8883", cert_file: tls/cert.pem, key_file: /etc/hearth/key.pem}`,
+		"  allowed_origins:", "  tls: {cert_file: web/cert.pem, key_file: web/key.pem}\n  allowed_origins:")
 	if err := os.WriteFile(path, []byte(withHashes(text)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -383,6 +406,8 @@ func TestLoadConfig(t *testing.T) {
 		{"auth.token_secret_file", c.Auth.TokenSecretFile, filepath.Join(dir, "secret", "token")},
 		{"mqtt.tls.cert_file", c.MQTT.TLS.CertFile, filepath.Join(dir, "tls", "cert.pem")},
 		{"mqtt.tls.key_file", c.MQTT.TLS.KeyFile, "/etc/hearth/key.pem"},
+		{"http.tls.cert_file", c.HTTP.TLS.CertFile, filepath.Join(dir, "web", "cert.pem")},
+		{"http.tls.key_file", c.HTTP.TLS.KeyFile, filepath.Join(dir, "web", "key.pem")},
 	} {
 		if f.got != f.want {
 			t.Errorf("%s = %q, want %q", f.key, f.got, f.want)

@@ -96,8 +96,8 @@ func (l *LoginLimiter) Begin(user, remote string) (*LoginAttempt, time.Duration)
 	}
 }
 
-// hostOf is the host part of a remote address. hearth does not trust
-// X-Forwarded-For: behind a reverse proxy, every client shares its address.
+// hostOf is the host part of a remote address. Behind a reverse proxy,
+// the caller passes the client's address (ClientOf), not the proxy's.
 func hostOf(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {

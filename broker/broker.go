@@ -51,7 +51,7 @@ type Config struct {
 	PublishBurst    int
 	MaxConnections  int                  // all MQTT connections but the bridge's; 0 = no limit
 	MaxPerUser      int                  // one user's MQTT connections; 0 = no limit
-	AllowedOrigins  []string             // extra origins for /mqtt, beyond the page's own host
+	Origins         hearth.Origins       // browser origins allowed on /mqtt; the zero value: none
 	BridgeClientID  string               // reserved for the bridge
 	EmbeddedBridge  bool                 // the bridge archives from this broker: hold chat messages until it has subscribed
 	Logins          *hearth.LoginLimiter // failed logins, shared with the HTTP API; nil: the broker keeps its own
@@ -262,7 +262,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 			return nil, fmt.Errorf("broker: listen mqtt.tls.addr %s: %w", cfg.TLSAddr, err)
 		}
 	}
-	b.ws = newWSListener(listenerWS, cfg.AllowedOrigins, int64(packetLimit(cfg.MaxMessageBytes)), log)
+	b.ws = newWSListener(listenerWS, cfg.Origins, int64(packetLimit(cfg.MaxMessageBytes)), log)
 	if _, err := b.addListener(b.ws); err != nil {
 		return nil, fmt.Errorf("broker: websocket listener: %w", err)
 	}

@@ -1,18 +1,20 @@
 package broker
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/hearth-home/hearth"
 )
 
 // wsListener is a mochi listener that is also an http.Handler, so that
@@ -20,7 +22,7 @@ import (
 // Origin of browsers and limits what one frame may carry.
 type wsListener struct {
 	id        string
-	origins   map[string]bool
+	origins   hearth.Origins
 	readLimit int64
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
@@ -30,14 +32,11 @@ type wsListener struct {
 	closed    bool
 }
 
-func newWSListener(id string, allowedOrigins []string, readLimit int64, log *slog.Logger) *wsListener {
-	l := &wsListener{id: id, origins: map[string]bool{}, readLimit: readLimit, log: log}
-	for _, o := range allowedOrigins {
-		l.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
-	}
+func newWSListener(id string, origins hearth.Origins, readLimit int64, log *slog.Logger) *wsListener {
+	l := &wsListener{id: id, origins: origins, readLimit: readLimit, log: log}
 	l.upgrader = websocket.Upgrader{
 		Subprotocols:     []string{"mqtt"},
-		CheckOrigin:      l.checkOrigin,
+		CheckOrigin:      func(r *http.Request) bool { return origins.Allowed(r.Header.Get("Origin")) },
 		HandshakeTimeout: 10 * time.Second,
 		// A write buffer only while a frame is written: an idle
 		// connection holds none.
@@ -64,23 +63,6 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	closeClients(l.id)
 }
 
-// checkOrigin accepts requests without an Origin (not from a browser),
-// from the page's own host, and from the configured extra origins.
-func (l *wsListener) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	return l.origins[strings.ToLower(u.Scheme+"://"+u.Host)]
-}
-
 func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mu.RLock()
 	establish, closed := l.establish, l.closed
@@ -95,11 +77,20 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"error":"MQTT over WebSocket: use a WebSocket client with subprotocol mqtt"}`+"\n")
 		return
 	}
-	if !l.checkOrigin(r) {
+	client := hearth.ClientOf(r)
+	if origin := r.Header.Get("Origin"); !l.origins.Allowed(origin) {
+		l.log.Info("mqtt websocket refused: origin not allowed", "origin", origin, "remote", client.String())
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusForbidden)
-		io.WriteString(w, `{"error":"origin not allowed"}`+"\n")
+		b, _ := json.Marshal(map[string]string{"error": "origin " + strconv.Quote(origin) + " not allowed: set http.public_url to the address people open, or add it to http.allowed_origins"})
+		w.Write(append(b, '\n'))
 		return
+	}
+	// The server's read and write timeouts are for requests: a WebSocket
+	// lives on, with MQTT's keep alive and gorilla's frame deadlines.
+	rc := http.NewResponseController(w)
+	if err := errors.Join(rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})); err != nil {
+		l.log.Debug("mqtt websocket: clearing the deadlines", "error", err)
 	}
 	c, err := l.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -107,13 +98,17 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), c: c}
+	if client.Proxied {
+		// mochi takes the connection's remote address as the client's:
+		// for the login limiter and the logs.
+		conn.remote = clientAddr(client.String())
+	}
 	// The connection gets a goroutine of its own, and the handler
 	// returns: net/http's request, response and buffers, and the stack of
 	// its goroutine, are not kept for as long as the client stays.
-	remote := r.RemoteAddr
 	go func() {
 		if err := establish(l.id, conn); err != nil { // quietListener adds the CONNECT deadline and clientConn
-			l.log.Debug("mqtt websocket connection ended", "remote", remote, "error", err)
+			l.log.Debug("mqtt websocket connection ended", "remote", conn.RemoteAddr().String(), "error", err)
 		}
 		conn.Close()
 	}()
@@ -125,10 +120,26 @@ var errNotBinary = errors.New("websocket: MQTT needs binary frames")
 // write is one binary frame.
 type wsConn struct {
 	net.Conn
-	c  *websocket.Conn
-	r  io.Reader
-	wm sync.Mutex
+	c      *websocket.Conn
+	r      io.Reader
+	wm     sync.Mutex
+	remote net.Addr // the client behind a trusted proxy; nil: the peer
 }
+
+// RemoteAddr is the client's address: behind a trusted proxy, the one its
+// X-Forwarded-For names.
+func (ws *wsConn) RemoteAddr() net.Addr {
+	if ws.remote != nil {
+		return ws.remote
+	}
+	return ws.Conn.RemoteAddr()
+}
+
+// clientAddr is a client's IP address (without a port) as a net.Addr.
+type clientAddr string
+
+func (a clientAddr) Network() string { return "tcp" }
+func (a clientAddr) String() string  { return string(a) }
 
 func (ws *wsConn) Read(p []byte) (int, error) {
 	for {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,7 +36,7 @@ type APIConfig struct {
 	IsNotAllowed, IsTooLarge, IsRateLimited, IsBusy func(error) bool
 	TokenTTL                                        time.Duration
 	MaxMessageBytes                                 int
-	AllowedOrigins                                  []string // cross-origin callers allowed (CORS)
+	Origins                                         hearth.Origins // browser origins allowed (CORS)
 	// Logins limits failed logins; share it with the broker so that MQTT
 	// and HTTP count together. nil: the API keeps its own.
 	Logins *hearth.LoginLimiter
@@ -50,24 +51,20 @@ type APIConfig struct {
 //	POST /api/rooms/{room}/messages
 //	GET  /api/backup (admins)
 type API struct {
-	store   *Store
-	cfg     APIConfig
-	log     *slog.Logger
-	origins map[string]bool
-	logins  *hearth.LoginLimiter
-	ttl     atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
+	store  *Store
+	cfg    APIConfig
+	log    *slog.Logger
+	logins *hearth.LoginLimiter
+	ttl    atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
 }
 
 // NewAPI returns the API over store.
 func NewAPI(store *Store, cfg APIConfig, log *slog.Logger) *API {
-	a := &API{store: store, cfg: cfg, log: log, origins: map[string]bool{}, logins: cfg.Logins}
+	a := &API{store: store, cfg: cfg, log: log, logins: cfg.Logins}
 	if a.logins == nil {
 		a.logins = hearth.NewLoginLimiter()
 	}
 	a.SetTokenTTL(cfg.TokenTTL)
-	for _, o := range cfg.AllowedOrigins {
-		a.origins[strings.TrimSuffix(o, "/")] = true
-	}
 	return a
 }
 
@@ -123,7 +120,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // wrap adds CORS headers and turns a handler's error into a JSON answer.
 func (a *API) wrap(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && a.origins[o] {
+		if o := r.Header.Get("Origin"); a.cfg.Origins.Listed(o) {
 			w.Header().Set("Access-Control-Allow-Origin", o)
 			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 			w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
@@ -178,6 +175,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		return err
 	case errors.Is(err, io.EOF):
 		return errStatus(http.StatusBadRequest, "empty request body: want a JSON object")
+	case errors.Is(err, os.ErrDeadlineExceeded) || r.Context().Err() != nil:
+		return errStatus(http.StatusRequestTimeout, "the request body did not arrive in time (http.timeouts.read)")
 	}
 	return errStatus(http.StatusBadRequest, "invalid JSON body: "+strings.TrimPrefix(err.Error(), "json: "))
 }
@@ -206,7 +205,8 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return errStatus(http.StatusBadRequest, "username and password are required")
 	}
-	try, d := a.logins.Begin(req.Username, r.RemoteAddr)
+	client := hearth.ClientOf(r).String()
+	try, d := a.logins.Begin(req.Username, client)
 	if try == nil {
 		secs := int(math.Ceil(d.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -215,7 +215,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	u, err := a.cfg.Auth.CheckPassword(req.Username, req.Password)
 	try.Done(err == nil)
 	if err != nil {
-		a.log.Debug("login refused", "user", req.Username, "remote", r.RemoteAddr)
+		a.log.Debug("login refused", "user", req.Username, "remote", client)
 		return err
 	}
 	return a.issue(w, u)
@@ -426,11 +426,31 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request, u hearth.User) erro
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="history.db"`)
 	w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
-	if _, err := io.Copy(w, f); err != nil {
+	// A big archive over a slow link takes longer than the server's
+	// timeouts: instead, each piece must be taken within backupStall.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	if _, err := io.Copy(stallWriter{w, rc}, f); err != nil {
 		// The status line is gone already: the short body tells the client.
 		a.log.Warn("backup download ended early", "error", err)
 	}
 	return nil
+}
+
+// backupStall is how long a backup download may make no progress.
+const backupStall = time.Minute
+
+// stallWriter moves the write deadline on before each write.
+type stallWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (s stallWriter) Write(p []byte) (int, error) {
+	if err := s.rc.SetWriteDeadline(time.Now().Add(backupStall)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return 0, err
+	}
+	return s.w.Write(p)
 }
 
 // newID makes a message id: 12 hex digits of the time in milliseconds,

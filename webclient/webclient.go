@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 //go:embed all:dist
@@ -49,6 +50,12 @@ func Handler() http.Handler {
 	sub, _ := fs.Sub(dist, "dist")
 	files := loadFiles(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// fs.FS refuses a name that is not UTF-8 (%c0%ae, %ff) as invalid,
+		// which http.FileServerFS would answer with a 500.
+		if !utf8.ValidString(r.URL.Path) {
+			http.Error(w, "bad path: not UTF-8", http.StatusBadRequest)
+			return
+		}
 		w.Header().Set("Content-Security-Policy", csp(r.Host))
 		name := strings.TrimPrefix(r.URL.Path, "/")
 		if name == "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +80,25 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		return nil, err
 	}
 
+	// The HTTP port is bound first: the page's origins name its real port.
+	var certs []tls.Certificate
+	if cfg.HTTP.TLS.CertFile != "" {
+		cert, err := loadCertificate("http.tls", cfg.HTTP.TLS)
+		if err != nil {
+			return nil, err
+		}
+		certs = []tls.Certificate{cert}
+	}
+	proxies, err := hearth.ParseProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen http.addr %s: %w", cfg.HTTP.Addr, err)
+	}
+	origins := cfg.HTTP.PageOrigins(a.httpLn.Addr().String())
+
 	bc := broker.Config{
 		MQTTAddr:        cfg.MQTT.Addr,
 		TLSAddr:         cfg.MQTT.TLS.Addr,
@@ -92,7 +113,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		MaxOfflineBytes: cfg.MQTT.MaxOfflineBytes,
 		MaxKeepalive:    uint16(cfg.MQTT.MaxKeepalive),
 		SessionFile:     filepath.Join(cfg.DataDir, "sessions.db"),
-		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
+		Origins:         origins,
 		BridgeClientID:  cfg.Bridge.ClientID,
 		EmbeddedBridge:  cfg.Bridge.BrokerURL == "",
 		Logins:          logins,
@@ -104,11 +125,6 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	a.broker, err = broker.New(bc, policy, auth, log.With("component", "broker"))
 	if err != nil {
 		return nil, err
-	}
-
-	a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen http.addr %s: %w", cfg.HTTP.Addr, err)
 	}
 
 	if cfg.Metrics.Addr != "" {
@@ -140,7 +156,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		IsRateLimited:   func(err error) bool { return errors.Is(err, broker.ErrRateLimited) },
 		TokenTTL:        cfg.Auth.TokenTTL.D(),
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
-		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
+		Origins:         origins,
 		Logins:          logins,
 	}, log.With("component", "api"))
 
@@ -154,12 +170,20 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	mux.HandleFunc("GET /metrics", a.adminMetrics)
 	mux.Handle("/", getOnly(webclient.Handler()))
 
+	// /mqtt and the backup download lift the read and write timeouts for
+	// themselves (http.ResponseController); a route that streams must too.
+	to := cfg.HTTP.Timeouts
 	a.http = &http.Server{
-		Handler:           a.metrics.instrument(securityHeaders(mux)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		Handler:           proxies.Handler(a.metrics.instrument(securityHeaders(mux))),
+		ReadHeaderTimeout: to.ReadHeader.D(),
+		ReadTimeout:       to.Read.D(),
+		WriteTimeout:      to.Write.D(),
+		IdleTimeout:       to.Idle.D(),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if certs != nil {
+		a.http.TLSConfig = &tls.Config{Certificates: certs, MinVersion: tls.VersionTLS12}
 	}
 
 	if err := a.broker.Start(); err != nil {
@@ -170,7 +194,13 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	a.bridgeDone = make(chan error, 1)
 	go func() { a.bridgeDone <- a.bridge.Run(bctx) }()
 	a.httpDone = make(chan error, 1)
-	go func() { a.httpDone <- a.http.Serve(a.httpLn) }()
+	go func() {
+		if certs != nil {
+			a.httpDone <- a.http.ServeTLS(a.httpLn, "", "")
+			return
+		}
+		a.httpDone <- a.http.Serve(a.httpLn)
+	}()
 	if a.metricsLn != nil {
 		a.metricsSrv = &http.Server{
 			Handler:           securityHeaders(a.metrics.metricsOnly()),
@@ -183,7 +213,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 
 	a.startRetention(cfg.Rooms)
 
-	log.Info("hearth listening", "http", a.HTTPAddr(), "mqtt", orOff(a.MQTTAddr()), "mqtt_tls", orOff(a.broker.TLSAddr()), "metrics", orOff(a.MetricsAddr()), "data_dir", cfg.DataDir, "web_chat_built", webclient.Built())
+	log.Info("hearth listening", "http", a.HTTPAddr(), "https", certs != nil, "trusted_proxies", len(cfg.HTTP.TrustedProxies), "mqtt", orOff(a.MQTTAddr()), "mqtt_tls", orOff(a.broker.TLSAddr()), "metrics", orOff(a.MetricsAddr()), "data_dir", cfg.DataDir, "web_chat_built", webclient.Built())
 	return a, nil
 }
 
@@ -209,6 +239,19 @@ func (a *App) MetricsAddr() string {
 		return ""
 	}
 	return a.metricsLn.Addr().String()
+}
+
+// URL is where to open the web chat: http.public_url, or the listener's
+// own address (https with http.tls).
+func (a *App) URL() string {
+	if a.cfg.HTTP.PublicURL != "" {
+		return strings.TrimSuffix(a.cfg.HTTP.PublicURL, "/") + "/"
+	}
+	scheme := "http"
+	if a.cfg.HTTP.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + dialable(a.HTTPAddr()) + "/"
 }
 
 // MQTTAddr is the bound address of MQTT over TCP, or "" when it is off.

@@ -1,14 +1,36 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+
+	"github.com/hearth-home/hearth"
 )
 
 func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
+
+// loadCertificate reads a certificate and its key; an error names the key
+// of the config that is wrong (key is "http.tls").
+func loadCertificate(key string, f hearth.CertFiles) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(f.CertFile)
+	if err != nil {
+		return tls.Certificate{}, &hearth.ConfigError{Key: key + ".cert_file", Err: err}
+	}
+	keyPEM, err := os.ReadFile(f.KeyFile)
+	if err != nil {
+		return tls.Certificate{}, &hearth.ConfigError{Key: key + ".key_file", Err: err}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, &hearth.ConfigError{Key: key, Err: fmt.Errorf("cert_file %s and key_file %s are not a certificate and its key: %w", f.CertFile, f.KeyFile, err)}
+	}
+	return cert, nil
+}
 
 func writeText(w http.ResponseWriter, status int, s string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "hearth is running: open http://%s/ (MQTT: %s)\n", dialable(app.HTTPAddr()), orOff(app.MQTTAddr()))
+	fmt.Fprintf(stdout, "hearth is running: open %s (MQTT: %s)\n", app.URL(), orOff(app.MQTTAddr()))
 	for ctx.Err() == nil {
 		select {
 		case <-hup:
