@@ -490,7 +490,7 @@ func TestBadPaths(t *testing.T) {
 		{"/index.html%00.js", 404},
 		{"/%2500", 404},
 		{"//etc/passwd", 0},
-		{"/.%2e/", 200}, // "/../" is the page itself
+		{"/.%2e/", 404}, // "/../": only the page's own names are served
 		{"/\\..\\..\\etc\\passwd", 404},
 		{"/%5c..%5c..%5cetc%5cpasswd", 404},
 		{"/" + long, 404},
