@@ -2,6 +2,8 @@ package broker
 
 import (
 	"crypto/subtle"
+	"fmt"
+	"math"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -60,10 +62,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	var try *hearth.LoginAttempt
 	if !hearth.LooksLikeToken(password) {
 		var wait time.Duration
-		if try, wait = h.b.cfg.Logins.Begin(user, cl.Net.Remote); try == nil {
+		if try, wait = h.b.cfg.Logins.BeginClient(user, cl.Net.Remote, cl.ID); try == nil {
 			h.b.Stats.AuthFailures.Add(1)
 			h.b.log.Debug("mqtt connection refused: too many failed logins", "user", user, "remote", cl.Net.Remote, "retry_in", wait)
-			return h.refuse(cl, packets.ErrConnectionRateExceeded)
+			// The reason string tells an MQTT 5 client when to try again.
+			return h.refuse(cl, packets.Code{Code: packets.ErrConnectionRateExceeded.Code,
+				Reason: fmt.Sprintf("too many failed logins: try again in %d s", int(math.Ceil(wait.Seconds())))})
 		}
 	}
 	_, err := h.b.auth.Login(user, password)
