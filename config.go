@@ -70,6 +70,17 @@ type MQTTConfig struct {
 	// MaxKeepalive is the longest keep alive, in seconds, an MQTT 5 client
 	// gets (Server Keep Alive); 0 = the client's own.
 	MaxKeepalive int `yaml:"max_keepalive"`
+	// ConnectRate limits how often new MQTT connections are made.
+	ConnectRate ConnectRateConfig `yaml:"connect_rate"`
+}
+
+// ConnectRateConfig limits new MQTT connections per client address (all
+// of them, before the password is checked) and per user (those that
+// logged in): a rate per second each, 0 = no limit, with bursts of Burst.
+type ConnectRateConfig struct {
+	PerAddress float64 `yaml:"per_address"`
+	PerUser    float64 `yaml:"per_user"`
+	Burst      int     `yaml:"burst"`
 }
 
 // TLSConfig is the MQTT over TLS listener; it is off while Addr is "".
@@ -151,6 +162,7 @@ func DefaultConfig() Config {
 			MaxConnectionsPerUser: 20,
 			MaxQueuedBytes:        64 << 20,
 			MaxOfflineBytes:       256 << 20,
+			ConnectRate:           ConnectRateConfig{PerAddress: 10, PerUser: 5, Burst: 30},
 		},
 		Auth:   AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
@@ -520,6 +532,19 @@ func (c *Config) Validate() error {
 	}
 	if n := c.MQTT.MaxKeepalive; n < 0 || n > 65535 {
 		add("mqtt.max_keepalive", "must be between 0 (the client's own) and 65535 seconds, got %d", n)
+	}
+
+	cr := c.MQTT.ConnectRate
+	for _, r := range []struct {
+		key string
+		v   float64
+	}{{"mqtt.connect_rate.per_address", cr.PerAddress}, {"mqtt.connect_rate.per_user", cr.PerUser}} {
+		if !(r.v >= 0) || math.IsInf(r.v, 0) {
+			add(r.key, "must be 0 (no limit) or more, got %v", r.v)
+		}
+	}
+	if cr.Burst < 1 && (cr.PerAddress > 0 || cr.PerUser > 0) {
+		add("mqtt.connect_rate.burst", "must be at least 1 when a connect rate is above 0, got %d", cr.Burst)
 	}
 
 	if ttl := c.Auth.TokenTTL.D(); ttl <= 0 || ttl > MaxTokenTTL {

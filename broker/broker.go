@@ -87,6 +87,12 @@ type Config struct {
 	// ConnectTimeout is how long a new connection may take to send its
 	// CONNECT (default 10 s).
 	ConnectTimeout time.Duration
+
+	// ConnectRatePerAddress and ConnectRatePerUser are the new connections
+	// per second allowed from one client address and of one user, with
+	// bursts of ConnectBurst; 0 = no limit.
+	ConnectRatePerAddress, ConnectRatePerUser float64
+	ConnectBurst                              int
 }
 
 // Broker is hearth's MQTT broker. Create it with New, then Start it, and
@@ -129,6 +135,7 @@ type Stats struct {
 	Expired           atomic.Int64 // queued messages dropped when their Message Expiry Interval passed
 	TooLargeForClient atomic.Int64 // messages not sent because they exceed the client's Maximum Packet Size
 	SessionsCapped    atomic.Int64 // offline sessions ended because their user had too many
+	ConnectRate       atomic.Int64 // connections refused over the connect rate of their address or user
 }
 
 // New builds a broker and binds its listeners, so that a port in use is an

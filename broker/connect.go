@@ -49,6 +49,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		return ok
 	}
+	// New connections per address are limited before any password is
+	// checked, those of a user once it has logged in: guesses with a
+	// wrong password cannot use up the user's.
+	if ok, wait := h.addrConnects.allow(addressOf(cl.Net.Remote)); !ok {
+		return h.refuseRate(cl, "address", cl.Net.Remote, wait)
+	}
 	if user == "" || user == hearth.BridgeUser {
 		h.b.Stats.AuthFailures.Add(1)
 		h.b.log.Debug("mqtt connection refused: no user", "remote", cl.Net.Remote)
@@ -65,9 +71,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		if try, wait = h.b.cfg.Logins.BeginClient(user, cl.Net.Remote, cl.ID); try == nil {
 			h.b.Stats.AuthFailures.Add(1)
 			h.b.log.Debug("mqtt connection refused: too many failed logins", "user", user, "remote", cl.Net.Remote, "retry_in", wait)
-			// The reason string tells an MQTT 5 client when to try again.
-			return h.refuse(cl, packets.Code{Code: packets.ErrConnectionRateExceeded.Code,
-				Reason: fmt.Sprintf("too many failed logins: try again in %d s", int(math.Ceil(wait.Seconds())))})
+			return h.refuse(cl, retryCode("too many failed logins", wait))
 		}
 	}
 	_, err := h.b.auth.Login(user, password)
@@ -78,6 +82,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.Stats.AuthFailures.Add(1)
 		h.b.log.Debug("mqtt connection refused: bad credentials", "user", user, "remote", cl.Net.Remote)
 		return false
+	}
+	if ok, wait := h.userConnects.allow(user); !ok {
+		return h.refuseRate(cl, "user", user, wait)
 	}
 	if left := h.flood.heldOff(user); left > 0 {
 		h.b.Stats.HeldOff.Add(1)
@@ -105,6 +112,21 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 	}
 	return true
+}
+
+// refuseRate refuses a connection over the connect rate of its address
+// or user (per: which).
+func (h *hook) refuseRate(cl *mqtt.Client, per, key string, wait time.Duration) bool {
+	h.b.Stats.ConnectRate.Add(1)
+	h.b.log.Debug("mqtt connection refused: connect rate", "per", per, "key", key, "retry_in", wait)
+	return h.refuse(cl, retryCode("too many connections", wait))
+}
+
+// retryCode is 0x9F connection rate exceeded, with a reason string that
+// tells an MQTT 5 client when to try again (3.1.1: 3, server unavailable).
+func retryCode(what string, wait time.Duration) packets.Code {
+	return packets.Code{Code: packets.ErrConnectionRateExceeded.Code,
+		Reason: fmt.Sprintf("%s: try again in %d s", what, int(math.Ceil(wait.Seconds())))}
 }
 
 // clientIDFree reports whether user may use the client id: it is not the

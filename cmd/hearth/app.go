@@ -83,6 +83,10 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		BridgeClientID:  cfg.Bridge.ClientID,
 		EmbeddedBridge:  cfg.Bridge.BrokerURL == "",
 		Logins:          logins,
+
+		ConnectRatePerAddress: cfg.MQTT.ConnectRate.PerAddress,
+		ConnectRatePerUser:    cfg.MQTT.ConnectRate.PerUser,
+		ConnectBurst:          cfg.MQTT.ConnectRate.Burst,
 	}
 	for _, f := range tune {
 		f(&bc)

@@ -34,6 +34,7 @@ func (a *App) metrics(w http.ResponseWriter, r *http.Request) {
 	put("hearth_mqtt_held_off_total", "counter", "Connections refused while their user was held off.", bs.HeldOff.Load())
 	put("hearth_mqtt_stuck_closed_total", "counter", "Connections closed because the client stopped reading.", bs.StuckClosed.Load())
 	put("hearth_mqtt_sessions_capped_total", "counter", "Offline sessions ended because their user had too many.", bs.SessionsCapped.Load())
+	put("hearth_mqtt_connect_rate_refused_total", "counter", "Connections refused over the connect rate of their address or user (mqtt.connect_rate).", bs.ConnectRate.Load())
 	put("hearth_mqtt_archive_busy_total", "counter", "Publishes refused because the archive stayed behind.", bs.ArchiveBusy.Load())
 	put("hearth_session_writes_pending", "gauge", "Changes to persistent sessions not yet committed to sessions.db.", int64(a.broker.SessionWritesPending()))
 	st := &a.bridge.Stats
