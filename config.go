@@ -39,6 +39,26 @@ type Config struct {
 	Rooms   []Room       `yaml:"rooms"`
 	ACL     []ACLRule    `yaml:"acl"` // topics outside the chat tree
 	Bridge  BridgeConfig `yaml:"bridge"`
+	Devices []Device     `yaml:"devices"` // MQTT client ids reserved for their user
+}
+
+// Device reserves MQTT client ids for one user: no other user may connect
+// with them, and a session another user holds under one is dropped at
+// start.
+type Device struct {
+	User      string   `yaml:"user"`
+	ClientIDs []string `yaml:"client_ids"`
+}
+
+// ClientIDOwners returns the user each reserved client id belongs to.
+func (c *Config) ClientIDOwners() map[string]string {
+	m := map[string]string{}
+	for _, d := range c.Devices {
+		for _, id := range d.ClientIDs {
+			m[id] = d.User
+		}
+	}
+	return m
 }
 
 // HTTPConfig is the web page, API and MQTT over WebSocket listener.
@@ -651,6 +671,31 @@ func (c *Config) Validate() error {
 	if c.Bridge.BrokerURL != "" {
 		if err := checkBrokerURL(c.Bridge.BrokerURL); err != nil {
 			addErr("bridge.broker_url", err)
+		}
+	}
+
+	// Devices.
+	reserved := map[string]string{}
+	for i, d := range c.Devices {
+		key := fmt.Sprintf("devices[%d]", i)
+		if _, ok := users[d.User]; !ok {
+			add(key+".user", "unknown user %q", d.User)
+		}
+		if len(d.ClientIDs) == 0 {
+			add(key+".client_ids", "at least one client id is required")
+		}
+		for j, id := range d.ClientIDs {
+			k := fmt.Sprintf("%s.client_ids[%d]", key, j)
+			switch {
+			case id == "" || len(id) > 65535 || !utf8.ValidString(id):
+				add(k, "want 1 to 65535 bytes of UTF-8, got %q", id)
+			case id == c.Bridge.ClientID || id == BridgeReceiptsClientID(c.Bridge.ClientID):
+				add(k, "%q is the bridge's", id)
+			case reserved[id] != "":
+				add(k, "%q is also %s", id, reserved[id])
+			default:
+				reserved[id] = k
+			}
 		}
 	}
 

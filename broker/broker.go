@@ -93,6 +93,8 @@ type Config struct {
 	// bursts of ConnectBurst; 0 = no limit.
 	ConnectRatePerAddress, ConnectRatePerUser float64
 	ConnectBurst                              int
+	// ClientIDOwners reserves client ids for their user (config devices).
+	ClientIDOwners map[string]string
 }
 
 // Broker is hearth's MQTT broker. Create it with New, then Start it, and
@@ -209,6 +211,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 		if b.hook.stored, err = b.hook.sessions.load(caps.MaximumSessionExpiryInterval); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
+		b.hook.dropSquatted()
 		for _, m := range b.hook.stored.retained {
 			pk := m.ToPacket()
 			pk.Expiry = m.Expiry

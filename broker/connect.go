@@ -4,9 +4,11 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/time/rate"
 
@@ -130,9 +132,13 @@ func retryCode(what string, wait time.Duration) packets.Code {
 }
 
 // clientIDFree reports whether user may use the client id: it is not the
-// bridge's, and no session of another user holds it.
+// bridge's, not reserved for another user, and no session of another user
+// holds it. Each refusal is the same (0x85), so it does not tell which.
 func (h *hook) clientIDFree(id, user string) bool {
 	if id == h.b.cfg.BridgeClientID || id == hearth.BridgeReceiptsClientID(h.b.cfg.BridgeClientID) {
+		return false
+	}
+	if owner, ok := h.b.cfg.ClientIDOwners[id]; ok && owner != user {
 		return false
 	}
 	existing, ok := h.b.server.Clients.Get(id)
@@ -207,4 +213,27 @@ func connackCode3(cl *mqtt.Client, code byte) byte {
 		return unavailable
 	}
 	return notAllowed
+}
+
+// dropSquatted drops the stored sessions held under a reserved client id
+// by another user than its owner (made before the id was reserved), so
+// that the owner gets the id, with a new session.
+func (h *hook) dropSquatted() {
+	st := &h.stored
+	gone := map[string]bool{}
+	st.clients = slices.DeleteFunc(st.clients, func(c storage.Client) bool {
+		owner, ok := h.b.cfg.ClientIDOwners[c.ID]
+		if ok && owner != string(c.Username) {
+			gone[c.ID] = true
+			h.b.log.Info("mqtt session dropped: its client id is reserved for another user", "client", c.ID, "user", string(c.Username), "owner", owner)
+			h.sessions.expired(c.ID)
+		}
+		return gone[c.ID]
+	})
+	if len(gone) == 0 {
+		return
+	}
+	st.subs = slices.DeleteFunc(st.subs, func(s storage.Subscription) bool { return gone[s.Client] })
+	st.inflight = slices.DeleteFunc(st.inflight, func(m storage.Message) bool { return gone[m.Client] })
+	st.deliveries = slices.DeleteFunc(st.deliveries, func(m deliveryRecord) bool { return gone[m.Client] })
 }

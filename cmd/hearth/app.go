@@ -87,6 +87,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		ConnectRatePerAddress: cfg.MQTT.ConnectRate.PerAddress,
 		ConnectRatePerUser:    cfg.MQTT.ConnectRate.PerUser,
 		ConnectBurst:          cfg.MQTT.ConnectRate.Burst,
+		ClientIDOwners:        cfg.ClientIDOwners(),
 	}
 	for _, f := range tune {
 		f(&bc)
