@@ -31,16 +31,35 @@ const SamplePassword = "hearth-sample"
 
 // Config is config.yaml (README, "Configuration").
 type Config struct {
-	DataDir string       `yaml:"data_dir"`
-	HTTP    HTTPConfig   `yaml:"http"`
-	MQTT    MQTTConfig   `yaml:"mqtt"`
-	Auth    AuthConfig   `yaml:"auth"`
-	Users   []User       `yaml:"users"`
-	Rooms   []Room       `yaml:"rooms"`
-	ACL     []ACLRule    `yaml:"acl"` // topics outside the chat tree
-	Bridge  BridgeConfig `yaml:"bridge"`
-
+	DataDir string        `yaml:"data_dir"`
+	HTTP    HTTPConfig    `yaml:"http"`
+	MQTT    MQTTConfig    `yaml:"mqtt"`
+	Auth    AuthConfig    `yaml:"auth"`
+	Users   []User        `yaml:"users"`
+	Rooms   []Room        `yaml:"rooms"`
+	ACL     []ACLRule     `yaml:"acl"` // topics outside the chat tree
+	Bridge  BridgeConfig  `yaml:"bridge"`
+	Devices []Device      `yaml:"devices"` // MQTT client ids reserved for their user
 	Metrics MetricsConfig `yaml:"metrics"`
+}
+
+// Device reserves MQTT client ids for one user: no other user may connect
+// with them, and a session another user holds under one is dropped at
+// start.
+type Device struct {
+	User      string   `yaml:"user"`
+	ClientIDs []string `yaml:"client_ids"`
+}
+
+// ClientIDOwners returns the user each reserved client id belongs to.
+func (c *Config) ClientIDOwners() map[string]string {
+	m := map[string]string{}
+	for _, d := range c.Devices {
+		for _, id := range d.ClientIDs {
+			m[id] = d.User
+		}
+	}
+	return m
 }
 
 // MetricsConfig is the optional listener that serves /metrics without a
@@ -103,6 +122,17 @@ type MQTTConfig struct {
 	// MaxKeepalive is the longest keep alive, in seconds, an MQTT 5 client
 	// gets (Server Keep Alive); 0 = the client's own.
 	MaxKeepalive int `yaml:"max_keepalive"`
+	// ConnectRate limits how often new MQTT connections are made.
+	ConnectRate ConnectRateConfig `yaml:"connect_rate"`
+}
+
+// ConnectRateConfig limits new MQTT connections per client address (all
+// of them, before the password is checked) and per user (those that
+// logged in): a rate per second each, 0 = no limit, with bursts of Burst.
+type ConnectRateConfig struct {
+	PerAddress float64 `yaml:"per_address"`
+	PerUser    float64 `yaml:"per_user"`
+	Burst      int     `yaml:"burst"`
 }
 
 // TLSConfig is the MQTT over TLS listener; it is off while Addr is "".
@@ -187,6 +217,7 @@ func DefaultConfig() Config {
 			MaxConnectionsPerUser: 20,
 			MaxQueuedBytes:        64 << 20,
 			MaxOfflineBytes:       256 << 20,
+			ConnectRate:           ConnectRateConfig{PerAddress: 10, PerUser: 5, Burst: 30},
 		},
 		Auth:   AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
@@ -666,6 +697,19 @@ func (c *Config) Validate() error {
 		add("mqtt.max_keepalive", "must be between 0 (the client's own) and 65535 seconds, got %d", n)
 	}
 
+	cr := c.MQTT.ConnectRate
+	for _, r := range []struct {
+		key string
+		v   float64
+	}{{"mqtt.connect_rate.per_address", cr.PerAddress}, {"mqtt.connect_rate.per_user", cr.PerUser}} {
+		if !(r.v >= 0) || math.IsInf(r.v, 0) {
+			add(r.key, "must be 0 (no limit) or more, got %v", r.v)
+		}
+	}
+	if cr.Burst < 1 && (cr.PerAddress > 0 || cr.PerUser > 0) {
+		add("mqtt.connect_rate.burst", "must be at least 1 when a connect rate is above 0, got %d", cr.Burst)
+	}
+
 	if ttl := c.Auth.TokenTTL.D(); ttl <= 0 || ttl > MaxTokenTTL {
 		add("auth.token_ttl", "must be above 0 and at most 8760h (a year), got %s", c.Auth.TokenTTL)
 	}
@@ -770,6 +814,31 @@ func (c *Config) Validate() error {
 	if c.Bridge.BrokerURL != "" {
 		if err := checkBrokerURL(c.Bridge.BrokerURL); err != nil {
 			addErr("bridge.broker_url", err)
+		}
+	}
+
+	// Devices.
+	reserved := map[string]string{}
+	for i, d := range c.Devices {
+		key := fmt.Sprintf("devices[%d]", i)
+		if _, ok := users[d.User]; !ok {
+			add(key+".user", "unknown user %q", d.User)
+		}
+		if len(d.ClientIDs) == 0 {
+			add(key+".client_ids", "at least one client id is required")
+		}
+		for j, id := range d.ClientIDs {
+			k := fmt.Sprintf("%s.client_ids[%d]", key, j)
+			switch {
+			case id == "" || len(id) > 65535 || !utf8.ValidString(id):
+				add(k, "want 1 to 65535 bytes of UTF-8, got %q", id)
+			case id == c.Bridge.ClientID || id == BridgeReceiptsClientID(c.Bridge.ClientID):
+				add(k, "%q is the bridge's", id)
+			case reserved[id] != "":
+				add(k, "%q is also %s", id, reserved[id])
+			default:
+				reserved[id] = k
+			}
 		}
 	}
 

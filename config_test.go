@@ -158,6 +158,18 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "negative max_connections", edits: []string{"publish_rate: 50", "publish_rate: 50\n  max_connections: -1\n  max_connections_per_user: -2"}, want: []string{"mqtt.max_connections: must be 0", "mqtt.max_connections_per_user: must be 0"}},
 		{name: "zero burst with a rate", edits: []string{"publish_burst: 200", "publish_burst: 0"}, want: []string{"mqtt.publish_burst: must be at least 1"}},
 		{name: "zero burst without a rate", edits: []string{"publish_rate: 50", "publish_rate: 0", "publish_burst: 200", "publish_burst: 0"}},
+		{name: "bad connect_rate", edits: []string{"publish_rate: 50", "publish_rate: 50\n  connect_rate: {per_address: -1, per_user: .inf, burst: 0}"},
+			want: []string{"mqtt.connect_rate.per_address: must be 0", "mqtt.connect_rate.per_user: must be 0", "mqtt.connect_rate.burst: must be at least 1"}},
+		{name: "connect_rate off", edits: []string{"publish_rate: 50", "publish_rate: 50\n  connect_rate: {per_address: 0, per_user: 0, burst: 0}"}},
+		{name: "devices", edits: []string{"bridge:", "devices:\n  - {user: kitchen, client_ids: [doorbell, kitchen-display]}\nbridge:"},
+			check: func(t *testing.T, c Config) {
+				if got := c.ClientIDOwners(); len(got) != 2 || got["doorbell"] != "kitchen" || got["kitchen-display"] != "kitchen" {
+					t.Errorf("ClientIDOwners() = %v", got)
+				}
+			}},
+		{name: "bad devices", edits: []string{"bridge:", "devices:\n  - {user: zed, client_ids: [\"\", hearth-archiver, x]}\n  - {user: dad, client_ids: [x]}\n  - {user: mum}\nbridge:"},
+			want: []string{`devices[0].user: unknown user "zed"`, "devices[0].client_ids[0]: want 1 to 65535 bytes", `devices[0].client_ids[1]: "hearth-archiver" is the bridge's`,
+				`devices[1].client_ids[0]: "x" is also devices[0].client_ids[2]`, "devices[2].client_ids: at least one client id is required"}},
 		{name: "negative burst", edits: []string{"publish_burst: 200", "publish_burst: -3"}, want: []string{"mqtt.publish_burst: must be 0 or more"}},
 		{name: "token_ttl not a duration", edits: []string{"token_ttl: 24h", "token_ttl: abc"}, want: []string{`auth.token_ttl: "abc" is not a duration`, "(line 12)"}},
 		{name: "token_ttl bare number", edits: []string{"token_ttl: 24h", "token_ttl: 5"}, want: []string{"auth.token_ttl: bare number 5 needs a unit"}},
@@ -313,8 +325,9 @@ func TestParseConfigValues(t *testing.T) {
 	want := Config{
 		DataDir: "./data",
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080", AllowedOrigins: []string{"https://chat.example.org", "http://localhost:5173"}, Timeouts: DefaultConfig().HTTP.Timeouts},
-		MQTT:    MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20, MaxQueuedBytes: 64 << 20, MaxOfflineBytes: 256 << 20},
-		Auth:    AuthConfig{TokenTTL: Duration(24 * time.Hour)},
+		MQTT: MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20, MaxQueuedBytes: 64 << 20, MaxOfflineBytes: 256 << 20,
+			ConnectRate: ConnectRateConfig{PerAddress: 10, PerUser: 5, Burst: 30}},
+		Auth: AuthConfig{TokenTTL: Duration(24 * time.Hour)},
 		Users: []User{
 			{Name: "mum", PasswordHash: h["secret-mum"], Role: RoleAdmin},
 			{Name: "dad", PasswordHash: h["secret-dad"], Role: RoleMember},

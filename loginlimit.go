@@ -1,28 +1,42 @@
 package hearth
 
 import (
+	"math"
 	"net"
 	"sync"
 	"time"
 )
 
-// Login attempts that fail are limited per user name and per client
-// address, against password guessing. Successful logins cost nothing.
+// Login attempts that fail are limited per user name and client address,
+// and per address, against password guessing, so that guesses from one
+// address never hold up the right password from another. Successful
+// logins cost nothing.
+//
+// A failure of one user name from anywhere also counts against that
+// name's own budget. While that is used up (guesses from many addresses),
+// an address that failed within cleanAfter is refused for that name; an
+// address without recent failures, and a known client (one that logged
+// in as that user from that address before), still get in.
 const (
-	userFailBurst = 5                // failures in a row before a user name is slowed down
-	userFailEvery = 30 * time.Second // then one more try per this
-	ipFailBurst   = 20
+	pairFailBurst = 5                // failures of one name from one address before it is slowed down
+	pairFailEvery = 30 * time.Second // then one more try per this
+	ipFailBurst   = 20               // failures from one address, whatever the names
 	ipFailEvery   = 10 * time.Second
-	limiterKeep   = 10000 // names or addresses remembered; the idlest go first
+	userFailBurst = 50 // failures of one name from every address together
+	userFailEvery = time.Minute
+	cleanAfter    = time.Hour           // an address without failures for this long is clean
+	knownFor      = 30 * 24 * time.Hour // a client is known this long after its last login
+	limiterKeep   = 10000               // entries remembered per map; the idlest go first
 )
 
-// LoginLimiter holds a bucket of failed logins per user name and per
-// client address, shared by the HTTP login and MQTT CONNECT. It is safe for
-// concurrent use and bounded in memory.
+// LoginLimiter holds buckets of failed logins, shared by the HTTP login
+// and MQTT CONNECT. It is safe for concurrent use and bounded in memory.
 type LoginLimiter struct {
 	mu    sync.Mutex
-	users map[string]*bucket
-	ips   map[string]*bucket
+	pairs map[string]*bucket // by user name and address
+	ips   map[string]*bucket // by address
+	users map[string]*bucket // by user name
+	known map[string]*bucket // by user name, address and client id: clients that logged in
 	now   func() time.Time
 }
 
@@ -35,6 +49,8 @@ type bucket struct {
 	every   time.Duration
 	last    time.Time // of the last refill
 	used    time.Time // of the last use, for eviction
+	failed  time.Time // of the last failure (addresses)
+	ok      time.Time // of the last success (known clients)
 }
 
 func (b *bucket) refill(now time.Time) {
@@ -49,43 +65,53 @@ func (b *bucket) delay() time.Duration {
 	if b.tokens >= 1 {
 		return 0
 	}
-	return time.Duration((1 - b.tokens) * float64(b.every))
+	// Rounded up: a bucket a hair short of a token must not say 0.
+	return time.Duration(math.Ceil((1 - b.tokens) * float64(b.every)))
 }
+
+// room reports whether an attempt fits beside those being checked.
+func (b *bucket) room() bool { return b.tokens-float64(b.pending) >= 1 }
 
 // NewLoginLimiter returns an empty limiter.
 func NewLoginLimiter() *LoginLimiter {
-	return &LoginLimiter{users: map[string]*bucket{}, ips: map[string]*bucket{}, now: time.Now}
+	return &LoginLimiter{pairs: map[string]*bucket{}, ips: map[string]*bucket{}, users: map[string]*bucket{},
+		known: map[string]*bucket{}, now: time.Now}
 }
 
 // Begin starts a login attempt for user from the remote address (host and
-// port, or a host; the port is not counted). It returns how
-// long the caller must wait (and a nil attempt) when failures used up
-// either bucket, or the attempt. Attempts being checked count against the
-// buckets too: one that would exceed them waits (a few seconds at most)
-// for those to end, so that guesses made in parallel get no further than
-// guesses made one by one, while several devices logging in at once all
-// get in. Done ends the attempt.
+// port, or a host; the port is not counted), as BeginClient does for a
+// client without an id (the HTTP login).
 func (l *LoginLimiter) Begin(user, remote string) (*LoginAttempt, time.Duration) {
+	return l.BeginClient(user, remote, "")
+}
+
+// BeginClient starts a login attempt for user from the remote address by
+// the client id client. It returns how long the caller must wait (and a
+// nil attempt) when failures used up a bucket, or the attempt. Attempts
+// being checked count against the buckets too: one that would exceed them
+// waits (a few seconds at most) for those to end, so that guesses made in
+// parallel get no further than guesses made one by one, while several
+// devices logging in at once all get in. Done ends the attempt.
+//
+// A client that logged in as user from this address with this client id
+// within knownFor has a bucket of its own, so that guesses from its
+// address by anyone else (another device behind the same router) do not
+// lock it out.
+func (l *LoginLimiter) BeginClient(user, remote, client string) (*LoginAttempt, time.Duration) {
 	ip := hostOf(remote)
 	start := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
-		now := l.now()
-		// The address first: a blocked address makes no bucket for the
-		// names it tries.
-		ib := l.get(l.ips, ip, ipFailEvery, ipFailBurst, now)
-		if d := ib.delay(); d > 0 {
-			return nil, d
+		a, wait := l.attempt(user, ip, client, l.now())
+		if wait > 0 {
+			return nil, wait
 		}
-		ub := l.get(l.users, user, userFailEvery, userFailBurst, now)
-		if d := ub.delay(); d > 0 {
-			return nil, d
-		}
-		if ub.tokens-float64(ub.pending) >= 1 && ib.tokens-float64(ib.pending) >= 1 {
-			ub.pending++
-			ib.pending++
-			return &LoginAttempt{l: l, buckets: [2]*bucket{ub, ib}}, 0
+		if a.fits() {
+			for _, b := range a.checked {
+				b.pending++
+			}
+			return a, 0
 		}
 		if time.Since(start) > beginWait {
 			return nil, time.Second
@@ -94,6 +120,39 @@ func (l *LoginLimiter) Begin(user, remote string) (*LoginAttempt, time.Duration)
 		time.Sleep(5 * time.Millisecond)
 		l.mu.Lock()
 	}
+}
+
+// attempt finds the buckets of an attempt, or how long it must wait; mu
+// is held.
+func (l *LoginLimiter) attempt(user, ip, client string, now time.Time) (*LoginAttempt, time.Duration) {
+	a := &LoginAttempt{l: l, known: user + "\x00" + ip + "\x00" + client}
+	if kb, ok := l.known[a.known]; ok && now.Sub(kb.ok) < knownFor {
+		kb.refill(now)
+		kb.used = now
+		a.checked = []*bucket{kb}
+		return a, kb.delay()
+	}
+	// The address first: a blocked address makes no bucket for the
+	// names it tries.
+	a.ip = l.get(l.ips, ip, ipFailEvery, ipFailBurst, now)
+	if d := a.ip.delay(); d > 0 {
+		return nil, d
+	}
+	pb := l.get(l.pairs, user+"\x00"+ip, pairFailEvery, pairFailBurst, now)
+	if d := pb.delay(); d > 0 {
+		return nil, d
+	}
+	ub := l.get(l.users, user, userFailEvery, userFailBurst, now)
+	a.checked = []*bucket{a.ip, pb}
+	if a.ip.failed.IsZero() || now.Sub(a.ip.failed) >= cleanAfter {
+		a.charged = ub // a clean address is not held by the name's budget
+		return a, 0
+	}
+	if d := ub.delay(); d > 0 {
+		return nil, min(d, a.ip.failed.Add(cleanAfter).Sub(now))
+	}
+	a.checked = append(a.checked, ub)
+	return a, 0
 }
 
 // hostOf is the host part of a remote address. Behind a reverse proxy,
@@ -112,17 +171,41 @@ const beginWait = 3 * time.Second
 // LoginAttempt is a login attempt in progress.
 type LoginAttempt struct {
 	l       *LoginLimiter
-	buckets [2]*bucket
+	checked []*bucket // each needs room; a failure takes a token of each
+	ip      *bucket   // the address's: a failure marks it not clean; nil for a known client
+	charged *bucket   // the name's, when not checked: a failure takes one of its tokens, if any
+	known   string    // the key of the client, made known by a success
 }
 
-// Done ends the attempt: a failed one takes a token from both buckets.
+func (a *LoginAttempt) fits() bool {
+	for _, b := range a.checked {
+		if !b.room() {
+			return false
+		}
+	}
+	return true
+}
+
+// Done ends the attempt: a failed one takes a token from its buckets; a
+// successful one makes its client known.
 func (a *LoginAttempt) Done(ok bool) {
 	a.l.mu.Lock()
 	defer a.l.mu.Unlock()
-	for _, b := range a.buckets {
+	now := a.l.now()
+	for _, b := range a.checked {
 		b.pending--
 		if !ok {
 			b.tokens--
+		}
+	}
+	switch {
+	case ok:
+		kb := a.l.get(a.l.known, a.known, pairFailEvery, pairFailBurst, now)
+		kb.ok = now
+	case a.ip != nil:
+		a.ip.failed = now
+		if a.charged != nil && a.charged.tokens >= 1 {
+			a.charged.tokens--
 		}
 	}
 }

@@ -89,6 +89,14 @@ type Config struct {
 	// CONNECT (default 10 s).
 	ConnectTimeout time.Duration
 
+	// ConnectRatePerAddress and ConnectRatePerUser are the new connections
+	// per second allowed from one client address and of one user, with
+	// bursts of ConnectBurst; 0 = no limit.
+	ConnectRatePerAddress, ConnectRatePerUser float64
+	ConnectBurst                              int
+	// ClientIDOwners reserves client ids for their user (config devices).
+	ClientIDOwners map[string]string
+
 	// RefusalLogInterval is how often repeated refusals are summed up in
 	// one log line (default 10 s; see refusals).
 	RefusalLogInterval time.Duration
@@ -231,6 +239,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 		if b.hook.stored, err = b.hook.sessions.load(caps.MaximumSessionExpiryInterval); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
+		b.hook.dropSquatted()
 		for _, m := range b.hook.stored.retained {
 			pk := m.ToPacket()
 			pk.Expiry = m.Expiry

@@ -2,9 +2,13 @@ package broker
 
 import (
 	"crypto/subtle"
+	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/hearth-home/hearth"
@@ -45,6 +49,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		return ok
 	}
+	// New connections per address are limited before any password is
+	// checked, those of a user once it has logged in: guesses with a
+	// wrong password cannot use up the user's.
+	if ok, wait := h.addrConnects.allow(addressOf(cl.Net.Remote)); !ok {
+		return h.refuseRate(cl, "address", cl.Net.Remote, wait)
+	}
 	if user == "" || user == hearth.BridgeUser {
 		h.b.refusals.refuse(BadCredentials, "user", user, "remote", cl.Net.Remote)
 		return false
@@ -57,9 +67,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	var try *hearth.LoginAttempt
 	if !hearth.LooksLikeToken(password) {
 		var wait time.Duration
-		if try, wait = h.b.cfg.Logins.Begin(user, cl.Net.Remote); try == nil {
+		if try, wait = h.b.cfg.Logins.BeginClient(user, cl.Net.Remote, cl.ID); try == nil {
 			h.b.refusals.refuse(LoginLimited, "user", user, "remote", cl.Net.Remote, "retry_in", wait)
-			return h.refuse(cl, packets.ErrConnectionRateExceeded)
+			return h.refuse(cl, retryCode("too many failed logins", wait))
 		}
 	}
 	_, err := h.b.auth.Login(user, password)
@@ -69,6 +79,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if err != nil {
 		h.b.refusals.refuse(BadCredentials, "user", user, "remote", cl.Net.Remote)
 		return false
+	}
+	if ok, wait := h.userConnects.allow(user); !ok {
+		return h.refuseRate(cl, "user", user, wait)
 	}
 	if left := h.flood.heldOff(user); left > 0 {
 		h.b.refusals.refuse(HeldOff, "user", user, "remote", cl.Net.Remote, "retry_in", left)
@@ -95,10 +108,28 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
+// refuseRate refuses a connection over the connect rate of its address
+// or user (per: which).
+func (h *hook) refuseRate(cl *mqtt.Client, per, key string, wait time.Duration) bool {
+	h.b.refusals.refuse(ConnectRate, "per", per, "key", key, "remote", cl.Net.Remote, "retry_in", wait)
+	return h.refuse(cl, retryCode("too many connections", wait))
+}
+
+// retryCode is 0x9F connection rate exceeded, with a reason string that
+// tells an MQTT 5 client when to try again (3.1.1: 3, server unavailable).
+func retryCode(what string, wait time.Duration) packets.Code {
+	return packets.Code{Code: packets.ErrConnectionRateExceeded.Code,
+		Reason: fmt.Sprintf("%s: try again in %d s", what, int(math.Ceil(wait.Seconds())))}
+}
+
 // clientIDFree reports whether user may use the client id: it is not the
-// bridge's, and no session of another user holds it.
+// bridge's, not reserved for another user, and no session of another user
+// holds it. Each refusal is the same (0x85), so it does not tell which.
 func (h *hook) clientIDFree(id, user string) bool {
 	if id == h.b.cfg.BridgeClientID || id == hearth.BridgeReceiptsClientID(h.b.cfg.BridgeClientID) {
+		return false
+	}
+	if owner, ok := h.b.cfg.ClientIDOwners[id]; ok && owner != user {
 		return false
 	}
 	existing, ok := h.b.server.Clients.Get(id)
@@ -178,4 +209,27 @@ func connackCode3(cl *mqtt.Client, code byte) byte {
 		return unavailable
 	}
 	return notAllowed
+}
+
+// dropSquatted drops the stored sessions held under a reserved client id
+// by another user than its owner (made before the id was reserved), so
+// that the owner gets the id, with a new session.
+func (h *hook) dropSquatted() {
+	st := &h.stored
+	gone := map[string]bool{}
+	st.clients = slices.DeleteFunc(st.clients, func(c storage.Client) bool {
+		owner, ok := h.b.cfg.ClientIDOwners[c.ID]
+		if ok && owner != string(c.Username) {
+			gone[c.ID] = true
+			h.b.log.Info("mqtt session dropped: its client id is reserved for another user", "client", c.ID, "user", string(c.Username), "owner", owner)
+			h.sessions.expired(c.ID)
+		}
+		return gone[c.ID]
+	})
+	if len(gone) == 0 {
+		return
+	}
+	st.subs = slices.DeleteFunc(st.subs, func(s storage.Subscription) bool { return gone[s.Client] })
+	st.inflight = slices.DeleteFunc(st.inflight, func(m storage.Message) bool { return gone[m.Client] })
+	st.deliveries = slices.DeleteFunc(st.deliveries, func(m deliveryRecord) bool { return gone[m.Client] })
 }

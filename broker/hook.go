@@ -37,6 +37,8 @@ type hook struct {
 	resuming map[string]*mqtt.Client // by client id: the connection taking its session now
 
 	userLims sync.Map // user -> *rate.Limiter, for publishes over HTTP (configured users only)
+
+	addrConnects, userConnects *connectRate // new connections per address and per user
 }
 
 func newHook(b *Broker) *hook {
@@ -44,6 +46,8 @@ func newHook(b *Broker) *hook {
 	h.router = newRouter(b)
 	h.presence = newPresence(b)
 	h.flood = newFloodGuard(b.cfg.HoldOff)
+	h.addrConnects = newConnectRate(b.cfg.ConnectRatePerAddress, b.cfg.ConnectBurst)
+	h.userConnects = newConnectRate(b.cfg.ConnectRatePerUser, b.cfg.ConnectBurst)
 	h.archive = newArchiveGate(h.router, b.cfg.BridgeClientID, b.cfg.MaxInflight/2, b.cfg.EmbeddedBridge)
 	h.router.unbounded = b.cfg.BridgeClientID
 	h.router.onAck = func(id string) {

@@ -11,16 +11,25 @@ import (
 )
 
 // presence counts each user's connections and publishes presence/{user}
-// (retained, QoS 1) whenever the count changes, so several tabs and
-// devices of one person count once as online.
+// (retained, QoS 1) when the count changes, so several tabs and devices of
+// one person count once as online. It publishes at most once per
+// presenceEvery per user: a change within that time waits for its end,
+// and then the last state is published, so a client that connects and
+// disconnects in a loop cannot flood every open chat.
 type presence struct {
 	b     *Broker
 	mu    sync.Mutex
 	count map[string]int
+	sent  map[string]time.Time        // when each user's presence was last published
+	due   map[string]*hearth.Presence // a change waiting for the end of its second
 }
 
+// presenceEvery is the shortest time between two presence publishes of
+// one user.
+const presenceEvery = time.Second
+
 func newPresence(b *Broker) *presence {
-	return &presence{b: b, count: map[string]int{}}
+	return &presence{b: b, count: map[string]int{}, sent: map[string]time.Time{}, due: map[string]*hearth.Presence{}}
 }
 
 // publishAllOffline runs at start. A user's last_seen is kept from the
@@ -59,6 +68,7 @@ func (p *presence) reloaded(added, removed []string) {
 		p.publishOffline(u)
 	}
 	for _, u := range removed {
+		delete(p.due, u) // a change waiting for its second is not published
 		if err := p.b.server.Publish(hearth.PresenceTopic(u), nil, true, 1); err != nil {
 			p.b.log.Warn("clear presence", "user", u, "error", err)
 		}
@@ -81,7 +91,7 @@ func (p *presence) up(cl *mqtt.Client) {
 	}
 	c.counted = true
 	p.count[user]++
-	p.publish(user, hearth.Presence{Online: true, Connections: p.count[user], LastSeen: time.Now().UnixMilli()})
+	p.changed(user, hearth.Presence{Online: true, Connections: p.count[user], LastSeen: time.Now().UnixMilli()})
 }
 
 func (p *presence) down(cl *mqtt.Client) {
@@ -105,7 +115,41 @@ func (p *presence) down(cl *mqtt.Client) {
 	if _, ok := p.b.policy.Role(user); !ok {
 		return // removed by a reload, which cleared its presence
 	}
-	p.publish(user, hearth.Presence{Online: n > 0, Connections: n, LastSeen: time.Now().UnixMilli()})
+	p.changed(user, hearth.Presence{Online: n > 0, Connections: n, LastSeen: time.Now().UnixMilli()})
+}
+
+// changed publishes user's new presence m now, or at the end of the
+// second since the last publish; mu is held.
+func (p *presence) changed(user string, m hearth.Presence) {
+	if p.due[user] != nil {
+		p.due[user] = &m // the timer publishes the latest
+		return
+	}
+	since := time.Since(p.sent[user])
+	if since >= presenceEvery {
+		p.sent[user] = time.Now()
+		p.publish(user, m)
+		return
+	}
+	p.due[user] = &m
+	time.AfterFunc(presenceEvery-since, func() { p.flush(user) })
+}
+
+// flush publishes user's presence that waited, unless the broker closed.
+func (p *presence) flush(user string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.due[user]
+	delete(p.due, user)
+	select {
+	case <-p.b.done:
+		return // the next start publishes everyone offline
+	default:
+	}
+	if m != nil {
+		p.sent[user] = time.Now()
+		p.publish(user, *m)
+	}
 }
 
 // publish is called with mu held, so that retained presence is published

@@ -264,7 +264,12 @@ func (h *hook) sendRetained(cl *mqtt.Client) {
 			continue // [MQTT-3.3.1-10] [MQTT-3.3.1-11]; none for shared subscriptions (4.8.2)
 		}
 		wild := sub.Filter[0] == '+' || sub.Filter[0] == '#'
-		for _, pk := range h.retained.Messages(sub.Filter) {
+		// mochi's index reads a topic's retained path without the lock
+		// that RetainMessage writes it under: read between changes.
+		h.retainMu.Lock()
+		pks := h.retained.Messages(sub.Filter)
+		h.retainMu.Unlock()
+		for _, pk := range pks {
 			if (wild && strings.HasPrefix(pk.TopicName, "$")) || (pk.Expiry > 0 && pk.Expiry <= now) {
 				continue // [MQTT-4.7.1-1]; expired [MQTT-3.3.2-5]
 			}

@@ -19,6 +19,7 @@ type Reason uint8
 const (
 	BadCredentials     Reason = iota // no user, an unknown user, a wrong password or token, an empty password
 	LoginLimited                     // too many failed password logins for the user or address
+	ConnectRate                      // over mqtt.connect_rate for the client address or the user
 	HeldOff                          // the user is held off because their connections kept flooding
 	TooManyConnections               // over mqtt.max_connections_per_user
 	ServerFull                       // over mqtt.max_connections
@@ -38,6 +39,7 @@ var reasons = [numReasons]struct {
 }{
 	BadCredentials:     {"bad_credentials", "connections", "mqtt connection refused: bad credentials"},
 	LoginLimited:       {"login_limited", "connections", "mqtt connection refused: too many failed logins"},
+	ConnectRate:        {"connect_rate", "connections", "mqtt connection refused: connect rate"},
 	HeldOff:            {"held_off", "connections", "mqtt connection refused: held off for flooding"},
 	TooManyConnections: {"too_many_connections", "connections", "mqtt connection refused: too many connections"},
 	ServerFull:         {"server_full", "connections", "mqtt connection refused: mqtt.max_connections reached"},

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -853,5 +855,49 @@ func TestAPIBackupHoldsNoTransaction(t *testing.T) {
 	rest, err := io.ReadAll(resp.Body)
 	if err != nil || int64(len(rest)+100) != resp.ContentLength {
 		t.Fatalf("rest of the backup: %d bytes, %v", len(rest), err)
+	}
+}
+
+// TestAPILoginGuessesHeldPerAddress: someone guessing mum's password ten
+// times a second from one address is held there (429 with Retry-After),
+// while mum's right password from another address gets in every time.
+func TestAPILoginGuessesHeldPerAddress(t *testing.T) {
+	e := newAPIEnv(t, "")
+	from := func(local string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	attacker, owner := from("127.0.0.2"), from("127.0.0.1")
+	login := func(c *http.Client, pw string) (int, string) {
+		res, err := c.Post(e.url+"/api/login", "application/json", strings.NewReader(`{"username":"mum","password":"`+pw+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		io.Copy(io.Discard, res.Body)
+		return res.StatusCode, res.Header.Get("Retry-After")
+	}
+	held := 0
+	for i := range 30 {
+		switch code, ra := login(attacker, "guess"); code {
+		case http.StatusUnauthorized:
+			if held > 0 {
+				t.Fatalf("guess %d: 401 after being held", i)
+			}
+		case http.StatusTooManyRequests:
+			if n, err := strconv.Atoi(ra); err != nil || n < 1 {
+				t.Errorf("guess %d: Retry-After %q, want seconds", i, ra)
+			}
+			held++
+		default:
+			t.Fatalf("guess %d: status %d", i, code)
+		}
+		if code, _ := login(owner, "pw-mum"); code != http.StatusOK {
+			t.Fatalf("round %d: the right password from another address got %d, want 200", i, code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if held < 20 {
+		t.Errorf("%d of 30 guesses held, want at least 20", held)
 	}
 }

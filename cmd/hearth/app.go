@@ -118,6 +118,11 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		EmbeddedBridge:  cfg.Bridge.BrokerURL == "",
 		Logins:          logins,
 		DeliveryLatency: a.metrics.delivery,
+
+		ConnectRatePerAddress: cfg.MQTT.ConnectRate.PerAddress,
+		ConnectRatePerUser:    cfg.MQTT.ConnectRate.PerUser,
+		ConnectBurst:          cfg.MQTT.ConnectRate.Burst,
+		ClientIDOwners:        cfg.ClientIDOwners(),
 	}
 	for _, f := range tune {
 		f(&bc)

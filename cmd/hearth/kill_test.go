@@ -41,7 +41,7 @@ func startServer(t *testing.T) *server {
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	s := &server{t: t, bin: bin, cfg: filepath.Join(dir, "config.yaml"), http: freePort(t), mqtt: freePort(t), metrics: freePort(t)}
 	var y strings.Builder
-	fmt.Fprintf(&y, "data_dir: %q\nhttp: {addr: %q}\nmqtt: {addr: %q, publish_rate: 0}\nmetrics: {addr: %q}\nusers:\n", cfg.DataDir, s.http, s.mqtt, s.metrics)
+	fmt.Fprintf(&y, "data_dir: %q\nhttp: {addr: %q}\nmqtt: {addr: %q, publish_rate: 0, connect_rate: {per_address: 0, per_user: 0}}\nmetrics: {addr: %q}\nusers:\n", cfg.DataDir, s.http, s.mqtt, s.metrics)
 	for _, u := range cfg.Users {
 		fmt.Fprintf(&y, "  - {name: %s, role: %s, password_hash: %q}\n", u.Name, u.Role, u.PasswordHash)
 	}

@@ -45,7 +45,7 @@ func startHearth(ctx context.Context, bin, dir string, historyFill int) (*broker
 	mqttPort, httpPort := freePort(), freePort()
 	cfg := fmt.Sprintf(`data_dir: %q
 http: {addr: "127.0.0.1:%d"}
-mqtt: {addr: "127.0.0.1:%d", publish_rate: 0, max_connections: 0, max_connections_per_user: 0}
+mqtt: {addr: "127.0.0.1:%d", publish_rate: 0, max_connections: 0, max_connections_per_user: 0, connect_rate: {per_address: 0, per_user: 0}}
 users:
   - {name: mum, role: admin, password_hash: %q}
   - {name: kid, password_hash: %q}

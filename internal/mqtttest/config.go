@@ -40,7 +40,7 @@ func PasswordHash(user string) string {
 // (every member, kitchen reads) and parents (mum and dad).
 func ConfigYAML(dir string, users []User) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "data_dir: %q\nhttp: {addr: \"127.0.0.1:0\"}\nmqtt: {addr: \"127.0.0.1:0\", publish_rate: 0}\nusers:\n", dir)
+	fmt.Fprintf(&b, "data_dir: %q\nhttp: {addr: \"127.0.0.1:0\"}\nmqtt: {addr: \"127.0.0.1:0\", publish_rate: 0, connect_rate: {per_address: 0, per_user: 0}}\nusers:\n", dir)
 	for _, u := range users {
 		fmt.Fprintf(&b, "  - {name: %s, role: %s, password_hash: %q}\n", u.Name, u.Role, PasswordHash(u.Name))
 	}

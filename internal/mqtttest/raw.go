@@ -262,7 +262,19 @@ func (p Packet) String() string {
 // DialRaw opens a TCP connection to addr.
 func DialRaw(t *testing.T, addr string, version byte) *Raw {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	return DialRawFrom(t, "", addr, version)
+}
+
+// DialRawFrom opens a TCP connection to addr from the local IP address
+// local (any loopback address, 127.0.0.2 say, to stand for another
+// machine); "" lets the system choose.
+func DialRawFrom(t *testing.T, local, addr string, version byte) *Raw {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
