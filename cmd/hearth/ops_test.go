@@ -82,7 +82,7 @@ func TestCheck(t *testing.T) {
 			`{name: dad, role: member, password_hash: "`, `{name: dad, role: member, password_hash: "x`,
 			"readers: [kitchen]", "readers: [kitchen, x]",
 			"members: [mum, dad]", "members: [mum, dad]}\n  - {name: attic, members: [nan]",
-			`"127.0.0.1:0", publish_rate: 0}`, `"0.0.0.0:0", publish_rate: -2}`,
+			`"127.0.0.1:0", publish_rate: 0,`, `"0.0.0.0:0", publish_rate: -2,`,
 		).Replace(good), []string{
 			"colour: unknown key (line 1)",
 			"size: unknown key (line 2)",
