@@ -271,7 +271,7 @@ func New(cfg Config, policy *hearth.Policy, auth *hearth.Authenticator, log *slo
 			return nil, fmt.Errorf("broker: listen mqtt.tls.addr %s: %w", cfg.TLSAddr, err)
 		}
 	}
-	b.ws = newWSListener(listenerWS, cfg.Origins, int64(packetLimit(cfg.MaxMessageBytes)), log)
+	b.ws = newWSListener(listenerWS, cfg.Origins, int64(packetLimit(cfg.MaxMessageBytes)), log, b.refusals)
 	if _, err := b.addListener(b.ws); err != nil {
 		return nil, fmt.Errorf("broker: websocket listener: %w", err)
 	}

@@ -17,7 +17,8 @@ type Reason uint8
 
 // The reasons, in the order of a connection's life.
 const (
-	BadCredentials     Reason = iota // no user, an unknown user, a wrong password or token, an empty password
+	OriginNotAllowed   Reason = iota // a browser's WebSocket to /mqtt from an origin hearth does not know
+	BadCredentials                   // no user, an unknown user, a wrong password or token, an empty password
 	LoginLimited                     // too many failed password logins for the user or address
 	ConnectRate                      // over mqtt.connect_rate for the client address or the user
 	HeldOff                          // the user is held off because their connections kept flooding
@@ -37,6 +38,7 @@ const (
 var reasons = [numReasons]struct {
 	name, noun, msg string
 }{
+	OriginNotAllowed:   {"origin_not_allowed", "WebSocket connections", "mqtt websocket refused: origin not allowed"},
 	BadCredentials:     {"bad_credentials", "connections", "mqtt connection refused: bad credentials"},
 	LoginLimited:       {"login_limited", "connections", "mqtt connection refused: too many failed logins"},
 	ConnectRate:        {"connect_rate", "connections", "mqtt connection refused: connect rate"},

@@ -25,6 +25,7 @@ type wsListener struct {
 	origins   hearth.Origins
 	readLimit int64
 	log       *slog.Logger
+	refusals  *refusals
 	upgrader  websocket.Upgrader
 
 	mu        sync.RWMutex
@@ -32,8 +33,8 @@ type wsListener struct {
 	closed    bool
 }
 
-func newWSListener(id string, origins hearth.Origins, readLimit int64, log *slog.Logger) *wsListener {
-	l := &wsListener{id: id, origins: origins, readLimit: readLimit, log: log}
+func newWSListener(id string, origins hearth.Origins, readLimit int64, log *slog.Logger, refusals *refusals) *wsListener {
+	l := &wsListener{id: id, origins: origins, readLimit: readLimit, log: log, refusals: refusals}
 	l.upgrader = websocket.Upgrader{
 		Subprotocols:     []string{"mqtt"},
 		CheckOrigin:      func(r *http.Request) bool { return origins.Allowed(r.Header.Get("Origin")) },
@@ -79,7 +80,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	client := hearth.ClientOf(r)
 	if origin := r.Header.Get("Origin"); !l.origins.Allowed(origin) {
-		l.log.Info("mqtt websocket refused: origin not allowed", "origin", origin, "remote", client.String())
+		l.refusals.refuse(OriginNotAllowed, "origin", origin, "remote", client.String())
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusForbidden)
 		b, _ := json.Marshal(map[string]string{"error": "origin " + strconv.Quote(origin) + " not allowed: set http.public_url to the address people open, or add it to http.allowed_origins"})

@@ -53,6 +53,11 @@ func checkFiles(cfg hearth.Config) []error {
 			errs = append(errs, &hearth.ConfigError{Key: "mqtt.tls.cert_file", Err: err})
 		}
 	}
+	if cfg.HTTP.TLS.CertFile != "" {
+		if _, err := loadCertificate("http.tls", cfg.HTTP.TLS); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	key, path := "auth.token_secret_file", cfg.Auth.TokenSecretFile
 	if path == "" {
 		key, path = "data_dir", filepath.Join(cfg.DataDir, "token.secret")

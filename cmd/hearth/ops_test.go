@@ -96,6 +96,8 @@ func TestCheck(t *testing.T) {
 			[]string{"users[0].password_hash: mum still has the sample password and http.addr 0.0.0.0:8080 is not loopback"}},
 		{"missing tls files", strings.Replace(good, "mqtt: {", `mqtt: {tls: {addr: "127.0.0.1:0", cert_file: nope.pem, key_file: nope.key}, `, 1),
 			[]string{"mqtt.tls.cert_file: open " + filepath.Join(dir, "nope.pem")}},
+		{"missing https files", strings.Replace(good, "http: {", `http: {tls: {cert_file: nope.pem, key_file: nope.key}, `, 1),
+			[]string{"http.tls.cert_file: open " + filepath.Join(dir, "nope.pem")}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			os.WriteFile(path, []byte(tt.text), 0o600)

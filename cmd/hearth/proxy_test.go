@@ -31,6 +31,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/broker"
 )
 
 // testCert writes a self-signed certificate for 127.0.0.1, ::1 and
@@ -326,6 +327,7 @@ func TestOriginCheck(t *testing.T) {
 	cfg.HTTP.AllowedOrigins = []string{"http://localhost:5173"}
 	public := startApp(t, cfg)
 
+	refused := map[*App]int64{} // the 403s of each, counted as origin_not_allowed
 	for _, c := range []struct {
 		app          *App
 		origin, host string // host "" is the address dialled
@@ -365,6 +367,7 @@ func TestOriginCheck(t *testing.T) {
 			if !strings.Contains(string(b), "http.public_url") {
 				t.Errorf("403 says %q, want it to name http.public_url", b)
 			}
+			refused[c.app]++
 		}
 		if conn != nil {
 			conn.Close()
@@ -388,6 +391,11 @@ func TestOriginCheck(t *testing.T) {
 		}
 		if acao != wantCORS {
 			t.Errorf("CORS for origin %q host %q: Access-Control-Allow-Origin %q", c.origin, c.host, acao)
+		}
+	}
+	for app, n := range refused {
+		if got := app.broker.Refused(broker.OriginNotAllowed); got != n {
+			t.Errorf("origin_not_allowed counted %d, want %d", got, n)
 		}
 	}
 }
