@@ -442,12 +442,13 @@ func (b *Broker) Reloaded(revoked, added, removed []string) (closed, dropped int
 	return closed, dropped
 }
 
-// Errors of Publish.
+// Errors of Publish, each of the hearth error kind of its name
+// (errors.Is(ErrBusy, hearth.ErrBusy); hearth.HTTPStatus maps them).
 var (
-	ErrNotAllowed  = errors.New("not allowed")
-	ErrTooLarge    = errors.New("message too large")
-	ErrBusy        = errors.New("the archive is behind: try again shortly")
-	ErrRateLimited = errors.New("too many messages: slow down")
+	ErrNotAllowed  = hearth.KindError(hearth.ErrNotAllowed, "not allowed")
+	ErrTooLarge    = hearth.KindError(hearth.ErrTooLarge, "message too large")
+	ErrBusy        = hearth.KindError(hearth.ErrBusy, "the archive is behind: try again shortly")
+	ErrRateLimited = hearth.KindError(hearth.ErrRateLimited, "too many messages: slow down")
 )
 
 // quietListener logs refused and failed connections at debug level (mochi

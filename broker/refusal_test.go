@@ -3,6 +3,8 @@ package broker
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -176,5 +178,23 @@ func TestRefusedServerFull(t *testing.T) {
 	}
 	if n := b.Refused(ServerFull); n != 1 {
 		t.Errorf("server_full: %d, want 1", n)
+	}
+}
+
+// TestPublishErrorKinds: Publish's errors are of the shared kinds, so the
+// HTTP API answers them by hearth.HTTPStatus.
+func TestPublishErrorKinds(t *testing.T) {
+	for _, tt := range []struct {
+		err, kind error
+		status    int
+	}{
+		{ErrNotAllowed, hearth.ErrNotAllowed, 403},
+		{fmt.Errorf("%w: 9 bytes, the limit is 8", ErrTooLarge), hearth.ErrTooLarge, 413},
+		{ErrRateLimited, hearth.ErrRateLimited, 429},
+		{ErrBusy, hearth.ErrBusy, 503},
+	} {
+		if !errors.Is(tt.err, tt.kind) || hearth.HTTPStatus(tt.err) != tt.status {
+			t.Errorf("%v: is %v %v, status %d; want true, %d", tt.err, tt.kind, errors.Is(tt.err, tt.kind), hearth.HTTPStatus(tt.err), tt.status)
+		}
 	}
 }
