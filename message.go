@@ -54,6 +54,17 @@ type ReceiptItem struct {
 	At  int64  `json:"at"`
 }
 
+// Appended is the outcome of archiving one message (the archive's
+// Append): its item of the sender's receipt, its room and sender, and
+// whether it had already been archived (then the item carries the stored
+// copy's Seq and At).
+type Appended struct {
+	ReceiptItem
+	Room      string
+	From      string
+	Duplicate bool
+}
+
 // Presence is what the server publishes, retained, on presence/{user}
 // whenever the count of the user's connections changes.
 type Presence struct {

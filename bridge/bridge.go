@@ -22,12 +22,11 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/hearth-home/hearth"
-	"github.com/hearth-home/hearth/history"
 )
 
 // Archive is where the bridge commits messages: history.Store.
 type Archive interface {
-	Append(msgs []hearth.Message) ([]history.Appended, error)
+	Append(msgs []hearth.Message) ([]hearth.Appended, error)
 }
 
 // Config says where the broker is and how to batch.
@@ -410,7 +409,7 @@ func (b *Bridge) commit(ctx context.Context, batch []item) bool {
 		msgs[i] = it.msg
 	}
 	delay := 50 * time.Millisecond
-	var res []history.Appended
+	var res []hearth.Appended
 	for {
 		start := time.Now()
 		var err error
@@ -452,7 +451,7 @@ func (b *Bridge) commit(ctx context.Context, batch []item) bool {
 // receiptsOf groups one commit's results into receipts: one for each
 // sender and room, in the order of their first message, each payload at
 // most limit bytes (a longer list is split).
-func receiptsOf(res []history.Appended, limit int) []receiptJob {
+func receiptsOf(res []hearth.Appended, limit int) []receiptJob {
 	type key struct{ from, room string }
 	var order []key
 	groups := map[key][]hearth.ReceiptItem{}

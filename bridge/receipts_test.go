@@ -6,13 +6,12 @@ import (
 	"testing"
 
 	"github.com/hearth-home/hearth"
-	"github.com/hearth-home/hearth/history"
 )
 
 // TestReceiptsOf: one receipt per sender and room, in the order of their
 // first message, each item once, none over the byte limit.
 func TestReceiptsOf(t *testing.T) {
-	var res []history.Appended
+	var res []hearth.Appended
 	for i := range 300 {
 		from, room := "kid", "family"
 		if i%3 == 1 {
@@ -21,7 +20,7 @@ func TestReceiptsOf(t *testing.T) {
 		if i%5 == 4 {
 			room = "parents"
 		}
-		res = append(res, history.Appended{ReceiptItem: hearth.ReceiptItem{ID: fmt.Sprintf("id-%03d-%s", i, "padding-to-a-long-id"), Seq: uint64(i + 1), At: 1700000000000}, Room: room, From: from})
+		res = append(res, hearth.Appended{ReceiptItem: hearth.ReceiptItem{ID: fmt.Sprintf("id-%03d-%s", i, "padding-to-a-long-id"), Seq: uint64(i + 1), At: 1700000000000}, Room: room, From: from})
 	}
 	for _, limit := range []int{256, 1000, 16384} {
 		jobs := receiptsOf(res, limit)

@@ -43,16 +43,6 @@ type Store struct {
 	db *bolt.DB
 }
 
-// Appended is the outcome of archiving one message: its item of the
-// sender's receipt, its room and sender, and whether it had already been
-// archived (then the item carries the stored copy's Seq and At).
-type Appended struct {
-	hearth.ReceiptItem
-	Room      string
-	From      string
-	Duplicate bool
-}
-
 // Query selects one page of a room; see Store.Page.
 type Query struct {
 	Limit    int    // 1..MaxLimit; anything else is clamped
@@ -97,13 +87,13 @@ func (s *Store) Close() error {
 // Every message is checked before anything is written: a bad room or sender
 // name, or an id that is not hearth.ValidID, fails the whole call with an
 // error wrapping ErrBadMessage. If the commit fails, nothing is written.
-func (s *Store) Append(msgs []hearth.Message) ([]Appended, error) {
+func (s *Store) Append(msgs []hearth.Message) ([]hearth.Appended, error) {
 	for i, m := range msgs {
 		if err := checkKey(m.Room, m.From, m.ID); err != nil {
 			return nil, fmt.Errorf("append message %d: %w: %w", i, ErrBadMessage, err)
 		}
 	}
-	out := make([]Appended, len(msgs))
+	out := make([]hearth.Appended, len(msgs))
 	if len(msgs) == 0 {
 		return out, nil
 	}
@@ -313,17 +303,17 @@ func createRoom(tx *bolt.Tx, room string) (*roomBuckets, error) {
 
 // append stores m unless its key is indexed already. Buffers passed to Put
 // are fresh for every message: bbolt keeps values until the commit.
-func (rb *roomBuckets) append(m hearth.Message, now int64) (Appended, error) {
+func (rb *roomBuckets) append(m hearth.Message, now int64) (hearth.Appended, error) {
 	stored, dup, err := lookup(rb.msgs, rb.index, m.From, m.ID)
 	if err != nil {
-		return Appended{}, err
+		return hearth.Appended{}, err
 	}
 	if dup {
 		return appended(stored, true), nil
 	}
 	seq, err := rb.msgs.NextSequence()
 	if err != nil {
-		return Appended{}, fmt.Errorf("next seq: %w", err)
+		return hearth.Appended{}, fmt.Errorf("next seq: %w", err)
 	}
 	m.Seq = seq
 	if m.At == 0 {
@@ -331,20 +321,20 @@ func (rb *roomBuckets) append(m hearth.Message, now int64) (Appended, error) {
 	}
 	v, err := json.Marshal(m)
 	if err != nil {
-		return Appended{}, fmt.Errorf("encode message %s: %w", m.ID, err)
+		return hearth.Appended{}, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
 	k := seqKey(seq)
 	if err := rb.msgs.Put(k, v); err != nil {
-		return Appended{}, fmt.Errorf("put message %d: %w", seq, err)
+		return hearth.Appended{}, fmt.Errorf("put message %d: %w", seq, err)
 	}
 	if err := rb.index.Put(indexKey(m.From, m.ID), k); err != nil {
-		return Appended{}, fmt.Errorf("index message %d: %w", seq, err)
+		return hearth.Appended{}, fmt.Errorf("index message %d: %w", seq, err)
 	}
 	return appended(m, false), nil
 }
 
-func appended(m hearth.Message, dup bool) Appended {
-	return Appended{
+func appended(m hearth.Message, dup bool) hearth.Appended {
+	return hearth.Appended{
 		ReceiptItem: hearth.ReceiptItem{ID: m.ID, Seq: m.Seq, At: m.At},
 		Room:        m.Room,
 		From:        m.From,

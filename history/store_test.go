@@ -31,7 +31,7 @@ func msg(room, from, id string) hearth.Message {
 	return hearth.Message{ID: id, Room: room, From: from, Text: "text of " + id, TS: 1700000000000}
 }
 
-func mustAppend(t *testing.T, s *Store, msgs ...hearth.Message) []Appended {
+func mustAppend(t *testing.T, s *Store, msgs ...hearth.Message) []hearth.Appended {
 	t.Helper()
 	got, err := s.Append(msgs)
 	if err != nil {
