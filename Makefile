@@ -24,7 +24,7 @@ test: vet web
 # Each fuzz target for FUZZTIME; crashers land in testdata/fuzz and then run
 # with every `make test`.
 FUZZTIME ?= 15s
-FUZZ_TARGETS := .:FuzzParsePayload .:FuzzParseTopic .:FuzzCanSubscribe ./history:FuzzParseQuery ./history:FuzzPage
+FUZZ_TARGETS := .:FuzzParsePayload .:FuzzParseTopic .:FuzzCanSubscribe ./api:FuzzParseQuery ./history:FuzzPage
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name ($$pkg)"; \

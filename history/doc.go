@@ -1,5 +1,5 @@
 // Package history is hearth's message archive: a bbolt file that stores every
-// chat message once, numbered per room, and pages through it for the HTTP API.
+// chat message once, numbered per room, and pages through it for the HTTP API (package api).
 //
 // # Layout
 //

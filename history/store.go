@@ -43,6 +43,9 @@ type Store struct {
 	db *bolt.DB
 }
 
+// ReadTxs returns how many read transactions are open now.
+func (s *Store) ReadTxs() int { return s.db.Stats().OpenTxN }
+
 // Query selects one page of a room; see Store.Page.
 type Query struct {
 	Limit    int    // 1..MaxLimit; anything else is clamped

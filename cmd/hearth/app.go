@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hearth-home/hearth"
+	httpapi "github.com/hearth-home/hearth/api"
 	"github.com/hearth-home/hearth/bridge"
 	"github.com/hearth-home/hearth/broker"
 	"github.com/hearth-home/hearth/history"
@@ -41,7 +42,7 @@ type App struct {
 	// the retention's restarts with Close.
 	auth     *hearth.Authenticator
 	policy   *hearth.Policy
-	api      *history.API
+	api      *httpapi.API
 	reloadMu sync.Mutex
 
 	bridgeCancel context.CancelFunc
@@ -151,14 +152,10 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	}
 	a.metrics.register(a)
 
-	a.api = history.NewAPI(a.store, history.APIConfig{
+	a.api = httpapi.New(a.store, httpapi.Config{
 		Auth:            auth,
 		Policy:          policy,
 		Publisher:       a.broker,
-		IsNotAllowed:    func(err error) bool { return errors.Is(err, broker.ErrNotAllowed) },
-		IsTooLarge:      func(err error) bool { return errors.Is(err, broker.ErrTooLarge) },
-		IsBusy:          func(err error) bool { return errors.Is(err, broker.ErrBusy) },
-		IsRateLimited:   func(err error) bool { return errors.Is(err, broker.ErrRateLimited) },
 		TokenTTL:        cfg.Auth.TokenTTL.D(),
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		Origins:         origins,

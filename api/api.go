@@ -1,4 +1,7 @@
-package history
+// Package api is hearth's HTTP JSON API: login and tokens (auth.go),
+// rooms, pages of history from the archive, posting through the broker,
+// the admins' backup, and CORS for the browser origins allowed.
+package api
 
 import (
 	"crypto/rand"
@@ -8,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // Publisher publishes a chat message as a user, with the broker's access
@@ -25,18 +28,24 @@ type Publisher interface {
 	Publish(user, topic string, payload []byte) error
 }
 
-// APIConfig is what the HTTP API needs besides the store.
-type APIConfig struct {
-	Auth      *hearth.Authenticator
-	Policy    *hearth.Policy
-	Publisher Publisher
-	// IsNotAllowed, IsTooLarge, IsRateLimited and IsBusy classify the
-	// Publisher's errors (403, 413, 429 and 503, the last two with
-	// Retry-After); any other error of it is a 500.
-	IsNotAllowed, IsTooLarge, IsRateLimited, IsBusy func(error) bool
-	TokenTTL                                        time.Duration
-	MaxMessageBytes                                 int
-	Origins                                         hearth.Origins // browser origins allowed (CORS)
+// Store is what the API reads of the archive: history.Store.
+type Store interface {
+	LastSeq(room string) (uint64, error)
+	Page(room string, q history.Query) ([]hearth.Message, bool, error)
+	Snapshot() (*os.File, error)
+}
+
+// Config is what the HTTP API needs besides the store.
+type Config struct {
+	Auth   *hearth.Authenticator
+	Policy *hearth.Policy
+	// Publisher's errors answer by their kind (hearth.HTTPStatus): 403,
+	// 413, 429 and 503, the last two with Retry-After; an error of no
+	// kind is a 500.
+	Publisher       Publisher
+	TokenTTL        time.Duration
+	MaxMessageBytes int
+	Origins         hearth.Origins // browser origins allowed (CORS)
 	// Logins limits failed logins; share it with the broker so that MQTT
 	// and HTTP count together. nil: the API keeps its own.
 	Logins *hearth.LoginLimiter
@@ -51,15 +60,15 @@ type APIConfig struct {
 //	POST /api/rooms/{room}/messages
 //	GET  /api/backup (admins)
 type API struct {
-	store  *Store
-	cfg    APIConfig
+	store  Store
+	cfg    Config
 	log    *slog.Logger
 	logins *hearth.LoginLimiter
 	ttl    atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
 }
 
-// NewAPI returns the API over store.
-func NewAPI(store *Store, cfg APIConfig, log *slog.Logger) *API {
+// New returns the API over store.
+func New(store Store, cfg Config, log *slog.Logger) *API {
 	a := &API{store: store, cfg: cfg, log: log, logins: cfg.Logins}
 	if a.logins == nil {
 		a.logins = hearth.NewLoginLimiter()
@@ -67,9 +76,6 @@ func NewAPI(store *Store, cfg APIConfig, log *slog.Logger) *API {
 	a.SetTokenTTL(cfg.TokenTTL)
 	return a
 }
-
-// SetTokenTTL changes the lifetime of the tokens given out from now on.
-func (a *API) SetTokenTTL(d time.Duration) { a.ttl.Store(int64(d)) }
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
@@ -98,7 +104,8 @@ func (e *httpError) Error() string { return e.msg }
 
 func errStatus(status int, msg string) error { return &httpError{status, msg} }
 
-// statusOf is the one place that maps errors to HTTP statuses.
+// statusOf maps an error to its HTTP status and message: the API's own
+// errors, then hearth.HTTPStatus.
 func statusOf(err error) (int, string) {
 	var he *httpError
 	var mbe *http.MaxBytesError
@@ -107,10 +114,11 @@ func statusOf(err error) (int, string) {
 		return he.status, he.msg
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit)
-	case errors.Is(err, hearth.ErrBadCredentials):
-		return http.StatusUnauthorized, err.Error()
-	case errors.Is(err, hearth.ErrBadPayload), errors.Is(err, hearth.ErrBadName), errors.Is(err, ErrBadQuery):
+	case errors.Is(err, history.ErrBadQuery):
 		return http.StatusBadRequest, err.Error()
+	}
+	if status := hearth.HTTPStatus(err); status != http.StatusInternalServerError {
+		return status, err.Error()
 	}
 	return http.StatusInternalServerError, "internal error"
 }
@@ -146,24 +154,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-type userKey struct{}
-
-// authed requires a valid Bearer token and passes its user on.
-func (a *API) authed(h func(w http.ResponseWriter, r *http.Request, u hearth.User) error) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || tok == "" {
-			return errStatus(http.StatusUnauthorized, "missing bearer token: log in with POST /api/login")
-		}
-		u, err := a.cfg.Auth.Verify(strings.TrimSpace(tok))
-		if err != nil {
-			return errStatus(http.StatusUnauthorized, "invalid or expired token")
-		}
-		return h(w, r, u)
-	}
-}
-
 // decodeBody reads one JSON object of at most limit bytes into v.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	err := hearth.DecodeJSONObject(http.MaxBytesReader(w, r.Body, limit), v, true)
@@ -179,62 +169,6 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		return errStatus(http.StatusRequestTimeout, "the request body did not arrive in time (http.timeouts.read)")
 	}
 	return errStatus(http.StatusBadRequest, "invalid JSON body: "+strings.TrimPrefix(err.Error(), "json: "))
-}
-
-type loginRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-type loginResponse struct {
-	Token     string   `json:"token"`
-	ExpiresAt string   `json:"expires_at"`
-	User      userJSON `json:"user"`
-}
-
-type userJSON struct {
-	Name string      `json:"name"`
-	Role hearth.Role `json:"role"`
-}
-
-func (a *API) login(w http.ResponseWriter, r *http.Request) error {
-	var req loginRequest
-	if err := decodeBody(w, r, 4096, &req); err != nil {
-		return err
-	}
-	if req.Username == "" || req.Password == "" {
-		return errStatus(http.StatusBadRequest, "username and password are required")
-	}
-	client := hearth.ClientOf(r).String()
-	try, d := a.logins.Begin(req.Username, client)
-	if try == nil {
-		secs := int(math.Ceil(d.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		return errStatus(http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d s", secs))
-	}
-	u, err := a.cfg.Auth.CheckPassword(req.Username, req.Password)
-	try.Done(err == nil)
-	if err != nil {
-		a.log.Debug("login refused", "user", req.Username, "remote", client)
-		return err
-	}
-	return a.issue(w, u)
-}
-
-// refresh trades a valid token for a fresh one, so that an open chat
-// stays logged in; a password change still ends it (tokens are bound to
-// the password hash).
-func (a *API) refresh(w http.ResponseWriter, r *http.Request, u hearth.User) error {
-	return a.issue(w, u)
-}
-
-func (a *API) issue(w http.ResponseWriter, u hearth.User) error {
-	tok, exp, err := a.cfg.Auth.Issue(u.Name, time.Duration(a.ttl.Load()))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, loginResponse{Token: tok, ExpiresAt: exp.UTC().Format(time.RFC3339), User: userJSON{u.Name, u.Role}})
-	return nil
 }
 
 type roomJSON struct {
@@ -303,10 +237,10 @@ func badQuery(format string, args ...any) error {
 }
 
 // ParseQuery reads limit, before and after of a history request. limit
-// defaults to DefaultLimit and is capped at MaxLimit; zero, negative and
+// defaults to history.DefaultLimit and is capped at history.MaxLimit; zero, negative and
 // non-numeric values are errors (400), as are before=0 and before with after.
-func ParseQuery(v map[string][]string) (Query, error) {
-	q := Query{Limit: DefaultLimit}
+func ParseQuery(v map[string][]string) (history.Query, error) {
+	q := history.Query{Limit: history.DefaultLimit}
 	get := func(k string) (string, bool, error) {
 		vals, ok := v[k]
 		if !ok {
@@ -322,12 +256,12 @@ func ParseQuery(v map[string][]string) (Query, error) {
 	} else if ok {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
-			n, err = MaxLimit, nil // a huge limit is capped like any other over MaxLimit
+			n, err = history.MaxLimit, nil // a huge limit is capped like any other over history.MaxLimit
 		}
 		if err != nil || n < 1 {
-			return q, badQuery("limit must be a whole number from 1 to %d", MaxLimit)
+			return q, badQuery("limit must be a whole number from 1 to %d", history.MaxLimit)
 		}
-		q.Limit = int(min(n, MaxLimit))
+		q.Limit = int(min(n, history.MaxLimit))
 	}
 	seq := func(k string) (uint64, bool, error) {
 		s, ok, err := get(k)
@@ -389,17 +323,11 @@ func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error 
 		return err
 	}
 	if err := a.cfg.Publisher.Publish(u.Name, hearth.MessageTopic(room, u.Name), payload); err != nil {
-		switch {
-		case a.cfg.IsTooLarge != nil && a.cfg.IsTooLarge(err):
-			return errStatus(http.StatusRequestEntityTooLarge, err.Error())
-		case a.cfg.IsNotAllowed != nil && a.cfg.IsNotAllowed(err):
-			return errStatus(http.StatusForbidden, err.Error())
-		case a.cfg.IsRateLimited != nil && a.cfg.IsRateLimited(err):
+		switch hearth.HTTPStatus(err) {
+		case http.StatusTooManyRequests:
 			w.Header().Set("Retry-After", "1")
-			return errStatus(http.StatusTooManyRequests, err.Error())
-		case a.cfg.IsBusy != nil && a.cfg.IsBusy(err):
+		case http.StatusServiceUnavailable:
 			w.Header().Set("Retry-After", "5")
-			return errStatus(http.StatusServiceUnavailable, err.Error())
 		}
 		return err
 	}

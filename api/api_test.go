@@ -1,9 +1,8 @@
-package history
+package api
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // apiConfigYAML is the family behind the API tests. HASH_<name> stands
@@ -69,15 +69,17 @@ type apiParts struct {
 }
 
 var (
-	errPubNotAllowed = errors.New("not allowed by the broker")
-	errPubTooLarge   = errors.New("too large for the broker")
+	errPubNotAllowed  = hearth.KindError(hearth.ErrNotAllowed, "not allowed by the broker")
+	errPubTooLarge    = hearth.KindError(hearth.ErrTooLarge, "too large for the broker")
+	errPubRateLimited = hearth.KindError(hearth.ErrRateLimited, "too many for the broker")
+	errPubBusy        = hearth.KindError(hearth.ErrBusy, "the broker is busy")
 )
 
 // storePublisher stands in for the broker and bridge: it archives what is
 // published, as the bridge would once the broker delivered it. It records
 // every call, and fails with err when that is set.
 type storePublisher struct {
-	store *Store
+	store *history.Store
 	mu    sync.Mutex
 	calls []publishCall
 	err   error
@@ -119,7 +121,8 @@ func (p *storePublisher) Calls() []publishCall {
 type apiEnv struct {
 	t     *testing.T
 	url   string
-	store *Store
+	dir   string // the store's directory
+	store *history.Store
 	pub   *storePublisher
 	auth  *hearth.Authenticator
 }
@@ -135,18 +138,16 @@ func newAPIEnv(t *testing.T, path string) *apiEnv {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "history.db")
 	}
-	store, err := Open(path)
+	store, err := history.Open(path)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
 	t.Cleanup(func() { store.Close() })
 	pub := &storePublisher{store: store}
-	api := NewAPI(store, APIConfig{
+	api := New(store, Config{
 		Auth:            parts.auth,
 		Policy:          parts.policy,
 		Publisher:       pub,
-		IsNotAllowed:    func(err error) bool { return errors.Is(err, errPubNotAllowed) },
-		IsTooLarge:      func(err error) bool { return errors.Is(err, errPubTooLarge) },
 		TokenTTL:        apiTokenTTL,
 		MaxMessageBytes: 16384,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -154,7 +155,7 @@ func newAPIEnv(t *testing.T, path string) *apiEnv {
 	api.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close) // registered last, so it runs before the store closes
-	return &apiEnv{t: t, url: srv.URL, store: store, pub: pub, auth: parts.auth}
+	return &apiEnv{t: t, url: srv.URL, dir: filepath.Dir(path), store: store, pub: pub, auth: parts.auth}
 }
 
 // token returns a fresh token of user.
@@ -253,6 +254,9 @@ func wantError(t *testing.T, what string, r apiResponse, status int) {
 	}
 	if status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "" {
 		t.Errorf("%s: 401 without a WWW-Authenticate header", what)
+	}
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && r.header.Get("Retry-After") == "" {
+		t.Errorf("%s: %d without a Retry-After header", what, status)
 	}
 }
 
@@ -649,6 +653,7 @@ func TestAPIPost(t *testing.T) {
 		}{
 			{errPubNotAllowed, http.StatusForbidden},
 			{fmt.Errorf("wrapped: %w", errPubTooLarge), http.StatusRequestEntityTooLarge},
+			{errPubRateLimited, http.StatusTooManyRequests},
 		} {
 			e.pub.setErr(tt.err)
 			r := e.post("kid", "/api/rooms/family/messages", `{"text":"x"}`)
@@ -754,7 +759,7 @@ func FuzzParseQuery(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	store, err := Open(filepath.Join(f.TempDir(), "history.db"))
+	store, err := history.Open(filepath.Join(f.TempDir(), "history.db"))
 	if err != nil {
 		f.Fatalf("Open: %v", err)
 	}
@@ -771,11 +776,11 @@ func FuzzParseQuery(f *testing.F) {
 			}
 			return
 		}
-		if q.Limit < 1 || q.Limit > MaxLimit {
-			t.Errorf("ParseQuery(%q) limit %d, want 1..%d", raw, q.Limit, MaxLimit)
+		if q.Limit < 1 || q.Limit > history.MaxLimit {
+			t.Errorf("ParseQuery(%q) limit %d, want 1..%d", raw, q.Limit, history.MaxLimit)
 		}
-		if _, ok := v["limit"]; !ok && q.Limit != DefaultLimit {
-			t.Errorf("ParseQuery(%q) limit %d without a limit, want %d", raw, q.Limit, DefaultLimit)
+		if _, ok := v["limit"]; !ok && q.Limit != history.DefaultLimit {
+			t.Errorf("ParseQuery(%q) limit %d without a limit, want %d", raw, q.Limit, history.DefaultLimit)
 		}
 		_, hasBefore := v["before"]
 		_, hasAfter := v["after"]
@@ -842,13 +847,13 @@ func TestAPIBackupHoldsNoTransaction(t *testing.T) {
 	}
 	// The download stalls here.
 	deadline := time.Now().Add(5 * time.Second)
-	for e.store.db.Stats().OpenTxN != 0 {
+	for e.store.ReadTxs() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("a stalled backup download holds a read transaction")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	entries, _ := os.ReadDir(filepath.Dir(e.store.db.Path()))
+	entries, _ := os.ReadDir(e.dir)
 	if len(entries) != 1 {
 		t.Errorf("files next to the store during a download: %v", entries)
 	}

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hearth-home/hearth"
+)
+
+// Logins and tokens: POST /api/login checks a password (failures held by
+// the login limiter, per user name and per address) and gives a token;
+// POST /api/token trades a valid token for a fresh one; every other route
+// wants the token as "Authorization: Bearer".
+
+// SetTokenTTL changes the lifetime of the tokens given out from now on.
+func (a *API) SetTokenTTL(d time.Duration) { a.ttl.Store(int64(d)) }
+
+// authed requires a valid Bearer token and passes its user on.
+func (a *API) authed(h func(w http.ResponseWriter, r *http.Request, u hearth.User) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || tok == "" {
+			return errStatus(http.StatusUnauthorized, "missing bearer token: log in with POST /api/login")
+		}
+		u, err := a.cfg.Auth.Verify(strings.TrimSpace(tok))
+		if err != nil {
+			return errStatus(http.StatusUnauthorized, "invalid or expired token")
+		}
+		return h(w, r, u)
+	}
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	Token     string   `json:"token"`
+	ExpiresAt string   `json:"expires_at"`
+	User      userJSON `json:"user"`
+}
+
+type userJSON struct {
+	Name string      `json:"name"`
+	Role hearth.Role `json:"role"`
+}
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := decodeBody(w, r, 4096, &req); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" {
+		return errStatus(http.StatusBadRequest, "username and password are required")
+	}
+	client := hearth.ClientOf(r).String()
+	try, d := a.logins.Begin(req.Username, client)
+	if try == nil {
+		secs := int(math.Ceil(d.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return errStatus(http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d s", secs))
+	}
+	u, err := a.cfg.Auth.CheckPassword(req.Username, req.Password)
+	try.Done(err == nil)
+	if err != nil {
+		a.log.Debug("login refused", "user", req.Username, "remote", client)
+		return err
+	}
+	return a.issue(w, u)
+}
+
+// refresh trades a valid token for a fresh one, so that an open chat
+// stays logged in; a password change still ends it (tokens are bound to
+// the password hash).
+func (a *API) refresh(w http.ResponseWriter, r *http.Request, u hearth.User) error {
+	return a.issue(w, u)
+}
+
+func (a *API) issue(w http.ResponseWriter, u hearth.User) error {
+	tok, exp, err := a.cfg.Auth.Issue(u.Name, time.Duration(a.ttl.Load()))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, loginResponse{Token: tok, ExpiresAt: exp.UTC().Format(time.RFC3339), User: userJSON{u.Name, u.Role}})
+	return nil
+}
