@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -210,4 +211,12 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("token secret %s: %w", path, err)
 	}
 	return b, f.Close()
+}
+
+// BearerToken is the token of an "Authorization: Bearer TOKEN" header
+// value, and whether there is one.
+func BearerToken(header string) (string, bool) {
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	tok = strings.TrimSpace(tok)
+	return tok, ok && tok != ""
 }

@@ -1,6 +1,7 @@
 package hearth
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 )
@@ -48,4 +49,15 @@ func HTTPStatus(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// WriteError answers {"error": msg} with status, as every JSON route of
+// hearth does; a 401 also names the Bearer scheme (WWW-Authenticate).
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hearth"`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }

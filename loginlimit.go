@@ -98,7 +98,7 @@ func (l *LoginLimiter) Begin(user, remote string) (*LoginAttempt, time.Duration)
 // address by anyone else (another device behind the same router) do not
 // lock it out.
 func (l *LoginLimiter) BeginClient(user, remote, client string) (*LoginAttempt, time.Duration) {
-	ip := hostOf(remote)
+	ip := HostOf(remote)
 	start := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -155,9 +155,10 @@ func (l *LoginLimiter) attempt(user, ip, client string, now time.Time) (*LoginAt
 	return a, 0
 }
 
-// hostOf is the host part of a remote address. Behind a reverse proxy,
-// the caller passes the client's address (ClientOf), not the proxy's.
-func hostOf(remote string) string {
+// HostOf is the host part of a remote address ("192.0.2.7:50122"), or
+// remote itself when it has no port. Behind a reverse proxy, the caller
+// passes the client's address (ClientOf), not the proxy's.
+func HostOf(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		return remote

@@ -140,10 +140,7 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 			if status >= 500 {
 				a.log.Error("api", "method", r.Method, "path", r.URL.Path, "error", err)
 			}
-			if status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="hearth"`)
-			}
-			writeJSON(w, status, map[string]string{"error": msg})
+			hearth.WriteError(w, status, msg)
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hearth-home/hearth"
@@ -22,12 +21,11 @@ func (a *API) SetTokenTTL(d time.Duration) { a.ttl.Store(int64(d)) }
 // authed requires a valid Bearer token and passes its user on.
 func (a *API) authed(h func(w http.ResponseWriter, r *http.Request, u hearth.User) error) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || tok == "" {
+		tok, ok := hearth.BearerToken(r.Header.Get("Authorization"))
+		if !ok {
 			return errStatus(http.StatusUnauthorized, "missing bearer token: log in with POST /api/login")
 		}
-		u, err := a.cfg.Auth.Verify(strings.TrimSpace(tok))
+		u, err := a.cfg.Auth.Verify(tok)
 		if err != nil {
 			return errStatus(http.StatusUnauthorized, "invalid or expired token")
 		}

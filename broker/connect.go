@@ -52,7 +52,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	// New connections per address are limited before any password is
 	// checked, those of a user once it has logged in: guesses with a
 	// wrong password cannot use up the user's.
-	if ok, wait := h.addrConnects.allow(addressOf(cl.Net.Remote)); !ok {
+	if ok, wait := h.addrConnects.allow(hearth.HostOf(cl.Net.Remote)); !ok {
 		return h.refuseRate(cl, "address", cl.Net.Remote, wait)
 	}
 	if user == "" || user == hearth.BridgeUser {

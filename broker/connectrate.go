@@ -2,7 +2,6 @@ package broker
 
 import (
 	"math"
-	"net"
 	"sync"
 	"time"
 
@@ -64,12 +63,4 @@ func (c *connectRate) forget(now time.Time) {
 		}
 		delete(c.lims, k)
 	}
-}
-
-// addressOf is the host of a remote address.
-func addressOf(remote string) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		return host
-	}
-	return remote
 }

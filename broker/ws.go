@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -69,22 +68,17 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	establish, closed := l.establish, l.closed
 	l.mu.RUnlock()
 	if establish == nil || closed {
-		http.Error(w, `{"error":"mqtt is not available"}`, http.StatusServiceUnavailable)
+		hearth.WriteError(w, http.StatusServiceUnavailable, "mqtt is not available")
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, `{"error":"MQTT over WebSocket: use a WebSocket client with subprotocol mqtt"}`+"\n")
+		hearth.WriteError(w, http.StatusBadRequest, "MQTT over WebSocket: use a WebSocket client with subprotocol mqtt")
 		return
 	}
 	client := hearth.ClientOf(r)
 	if origin := r.Header.Get("Origin"); !l.origins.Allowed(origin) {
 		l.refusals.refuse(OriginNotAllowed, "origin", origin, "remote", client.String())
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		b, _ := json.Marshal(map[string]string{"error": "origin " + strconv.Quote(origin) + " not allowed: set http.public_url to the address people open, or add it to http.allowed_origins"})
-		w.Write(append(b, '\n'))
+		hearth.WriteError(w, http.StatusForbidden, "origin "+strconv.Quote(origin)+" not allowed: set http.public_url to the address people open, or add it to http.allowed_origins")
 		return
 	}
 	// The server's read and write timeouts are for requests: a WebSocket

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +48,8 @@ func count(n int, what string) string {
 func checkFiles(cfg hearth.Config) []error {
 	var errs []error
 	if t := cfg.MQTT.TLS; t.Addr != "" {
-		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			errs = append(errs, &hearth.ConfigError{Key: "mqtt.tls.cert_file", Err: err})
+		if _, err := loadCertificate("mqtt.tls", hearth.CertFiles{CertFile: t.CertFile, KeyFile: t.KeyFile}); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if cfg.HTTP.TLS.CertFile != "" {

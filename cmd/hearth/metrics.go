@@ -3,7 +3,6 @@ package main
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,20 +118,18 @@ func (c refusedCollector) Collect(ch chan<- prometheus.Metric) {
 // token of an admin (hearth token -user NAME for a scraper). 401 without
 // a valid token, 403 for anyone else's.
 func (a *App) adminMetrics(w http.ResponseWriter, r *http.Request) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(tok) == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hearth"`)
-		writeError(w, http.StatusUnauthorized, "missing bearer token: /metrics needs an admin's token (hearth token -user NAME)")
+	tok, ok := hearth.BearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		hearth.WriteError(w, http.StatusUnauthorized, "missing bearer token: /metrics needs an admin's token (hearth token -user NAME)")
 		return
 	}
-	u, err := a.auth.Verify(strings.TrimSpace(tok))
+	u, err := a.auth.Verify(tok)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hearth"`)
-		writeError(w, http.StatusUnauthorized, "invalid or expired token")
+		hearth.WriteError(w, http.StatusUnauthorized, "invalid or expired token")
 		return
 	}
 	if u.Role != hearth.RoleAdmin {
-		writeError(w, http.StatusForbidden, "/metrics is for admins")
+		hearth.WriteError(w, http.StatusForbidden, "/metrics is for admins")
 		return
 	}
 	a.metrics.handler.ServeHTTP(w, r)
