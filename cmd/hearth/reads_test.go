@@ -135,6 +135,22 @@ func TestReadMarksWitness(t *testing.T) {
 	if app.broker.ReadMark("family", "dad") != 6 {
 		t.Errorf("ReadMark %d, want 6", app.broker.ReadMark("family", "dad"))
 	}
+
+	// Focus reaches nobody, not an admin's "#" over MQTT 5: the mark
+	// published after it arrives alone.
+	all := mosquittoSubV5(t, app.MQTTAddr(), "mum", "-q", "1", "-t", "#")
+	for _, args := range [][]string{
+		{"-q", "0", "-t", hearth.FocusTopic("dad"), "-m", `{"room":"family"}`},
+		{"-q", "1", "-t", topic, "-m", `{"seq":8}`},
+	} {
+		if out, err := mosquittoPub(t, app.MQTTAddr(), "dad", password("dad"), args...); err != nil {
+			t.Fatalf("mosquitto_pub %v: %v: %s", args, err, out)
+		}
+	}
+	waitFor(t, "the mark at mum's mosquitto_sub", 5*time.Second, func() bool { return strings.Contains(all.Out.String(), `{"seq":8}`) })
+	if out := all.Out.String(); strings.Contains(out, "focus") {
+		t.Errorf("mum's # received focus:\n%s", out)
+	}
 }
 
 // TestReloadTakesReadMarks: a reload that takes a room from a user stops
