@@ -8,6 +8,7 @@ import * as session from "./session.js";
 import { ApiError } from "./session.js";
 import { UserStore, clientIdFor, newMessageId } from "./storage.js";
 import { charCount, lastSeen } from "./text.js";
+import { t } from "./i18n.js";
 
 const PAGE = 50; // history page when opening a room or scrolling back
 const CATCH_UP_PAGE = 200; // history page when catching up after a reconnect
@@ -30,12 +31,13 @@ const TYPING_SHOW_MS = 6000; // others' typing:true is shown this long without r
 // large, ...) fails the message until the user retries it.
 const TEMPORARY = new Set([0x96, 0x97]);
 
-const REFUSAL_TEXT = {
-  0x87: "you may not write in this room",
-  0x95: "the message is too large",
-  0x99: "the server refused the message as invalid",
-  0x9a: "the server refused the message",
-};
+// The refusals with a text of their own (i18n keys refused.0x..).
+const REFUSAL_TEXT = new Set([0x87, 0x95, 0x99, 0x9a]);
+
+function refusalText(code) {
+  const hex = code.toString(16);
+  return REFUSAL_TEXT.has(code) ? t(`refused.0x${hex}`) : t("refused.other", { code: hex });
+}
 
 const decoder = new TextDecoder();
 
@@ -147,7 +149,7 @@ export class Chat {
     d.typing.textContent = "";
     d.notice.textContent = "";
     d.text.value = "";
-    document.title = "hearth";
+    document.title = t("app.name");
   }
 
   // expire ends the chat because the server no longer takes the token.
@@ -385,7 +387,7 @@ export class Chat {
   }
 
   setConn(state) {
-    const text = { connecting: "Connecting…", online: "Online", offline: "Offline — reconnecting…" }[state];
+    const text = t(`conn.${state}`);
     const el = this.dom.conn;
     if (el.dataset.state === state && el.textContent === text) return;
     el.dataset.state = state;
@@ -410,7 +412,7 @@ export class Chat {
         } catch (err) {
           if (this.dead) return;
           console.warn("hearth: rooms:", err.message);
-          this.notice("Could not load the rooms. Trying again when the connection is back.");
+          this.notice(t("room.loadFailed"));
         }
       } while (this.roomsAgain && !this.dead);
     })().finally(() => {
@@ -480,7 +482,7 @@ export class Chat {
         room.titleEl.className = "title";
         room.readonlyEl = document.createElement("span");
         room.readonlyEl.className = "readonly";
-        room.readonlyEl.textContent = "read-only";
+        room.readonlyEl.textContent = t("room.readonly");
         room.badge = document.createElement("span");
         room.badge.className = "unread";
         room.btn.append(room.titleEl, room.readonlyEl, room.badge);
@@ -499,20 +501,20 @@ export class Chat {
     room.badge.hidden = room.unread === 0;
     room.badge.textContent = room.unread > 99 ? "99+" : String(room.unread);
     let label = room.title;
-    if (!room.can_write) label += ", read-only";
-    if (room.unread > 0) label += `, ${room.unread} unread`;
+    if (!room.can_write) label = t("room.labelReadonly", { title: label });
+    if (room.unread > 0) label = t("room.labelUnread", { label, n: room.unread });
     room.btn.setAttribute("aria-label", label);
     // The tab title counts unread messages in all rooms.
     let total = 0;
     for (const r of this.rooms.values()) total += r.unread;
-    document.title = total > 0 ? `(${total}) hearth` : "hearth";
+    document.title = total > 0 ? t("app.title.unread", { n: total }) : t("app.name");
   }
 
   showNoRooms() {
-    this.dom.title.textContent = "No rooms";
+    this.dom.title.textContent = t("room.none");
     this.dom.messages.textContent = "";
     this.setComposer(null);
-    this.notice("You cannot read any room yet. Ask the family's admin to add you to one.", 0);
+    this.notice(t("room.noneNotice"), 0);
   }
 
   /**
@@ -585,7 +587,7 @@ export class Chat {
       if (view.catchUpAfterLoad) this.catchUp();
     } catch (err) {
       if (this.dead || view !== this.view) return;
-      this.notice("Could not load the messages. They will load when the connection is back.");
+      this.notice(t("messages.loadFailed"));
       console.warn("hearth: history:", err.message);
     } finally {
       view.loading = false;
@@ -818,7 +820,7 @@ export class Chat {
     const text = cleanText(this.dom.text.value);
     if (!text) return;
     if (charCount(text) > MAX_TEXT) {
-      this.notice(`A message can have at most ${MAX_TEXT} characters.`);
+      this.notice(t("composer.tooLong", { max: MAX_TEXT }));
       return;
     }
     const entry = { id: newMessageId(), room: room.name, text, ts: Date.now() };
@@ -853,7 +855,7 @@ export class Chat {
       if (typeof code === "number" && code >= 0x80 && !TEMPORARY.has(code)) {
         // Refused for good: keep it (so it survives a reload), marked failed,
         // until the user retries or deletes it.
-        const reason = REFUSAL_TEXT[code] || `refused by the server (0x${code.toString(16)})`;
+        const reason = refusalText(code);
         if (this.store.patchOutbox(entry.id, { failed: true, reason }) && list) {
           list.setStatus(entry.id, "failed", reason);
         }
@@ -913,14 +915,14 @@ export class Chat {
     d.text.disabled = !writable;
     d.send.disabled = !writable;
     d.readonly.hidden = !room || writable;
-    d.text.placeholder = writable ? `Message ${room.title}` : "";
+    d.text.placeholder = writable ? t("composer.placeholder", { room: room.title }) : "";
   }
 
   updateCount() {
     const n = charCount(this.dom.text.value);
     const el = this.dom.count;
     el.hidden = n < SHOW_COUNT_FROM;
-    el.textContent = `${n} / ${MAX_TEXT}`;
+    el.textContent = t("composer.count", { n, max: MAX_TEXT });
     el.classList.toggle("over", n > MAX_TEXT);
     this.dom.text.setAttribute("aria-invalid", String(n > MAX_TEXT));
   }
@@ -999,8 +1001,8 @@ export class Chat {
   renderTyping() {
     const users = [...(this.typing.get(this.current) || new Map()).keys()].sort();
     let text = "";
-    if (users.length === 1) text = `${users[0]} is typing…`;
-    else if (users.length > 1) text = `${users.slice(0, -1).join(", ")} and ${users[users.length - 1]} are typing…`;
+    if (users.length === 1) text = t("typing.one", { name: users[0] });
+    else if (users.length > 1) text = t("typing.many", { names: users.slice(0, -1).join(", "), last: users[users.length - 1] });
     if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
   }
 
@@ -1028,7 +1030,7 @@ export class Chat {
       if (user === this.me) {
         const you = document.createElement("span");
         you.className = "you";
-        you.textContent = " (you)";
+        you.textContent = t("people.you");
         name.append(you);
       }
       const state = document.createElement("span");
@@ -1045,8 +1047,8 @@ export class Chat {
     const online = data.online === true;
     const seen = Number.isFinite(data.last_seen) ? data.last_seen : 0;
     li.dataset.online = String(online);
-    const text = online ? "online" : lastSeen(seen);
-    li.title = online ? `online now${seen ? `; ${lastSeen(seen)}` : ""}` : text;
+    const text = online ? t("people.online") : lastSeen(seen);
+    li.title = online ? (seen ? t("people.onlineNowSeen", { seen: lastSeen(seen) }) : t("people.onlineNow")) : text;
     li.querySelector(".state").textContent = text;
   }
 

@@ -8,6 +8,7 @@
 // seq later moves only if it would otherwise break the seq order.
 
 import { linkify, setTime, timeElement } from "./text.js";
+import { t } from "./i18n.js";
 
 // Consecutive messages of one sender are grouped (.cont hides the repeated
 // name) unless this much time lies between them.
@@ -16,13 +17,6 @@ const GROUP_GAP_MS = 10 * 60 * 1000;
 // Own message status. A status never goes back (a late PUBACK of a retry
 // does not turn "saved" into "sent"), except failed -> sending on a retry.
 const STATUS_RANK = { sending: 0, failed: 0, sent: 1, saved: 2 };
-
-const STATUS_TITLE = {
-  sending: "Sending…",
-  sent: "Sent: the server has it",
-  saved: "Saved: stored in the family archive",
-  failed: "Not sent",
-};
 
 export class MessageList {
   /**
@@ -130,8 +124,8 @@ export class MessageList {
     r.status = status;
     r.el.dataset.status = status;
     const el = r.el.querySelector(".status");
-    el.textContent = status;
-    el.title = status === "failed" && reason ? `Not sent: ${reason}` : STATUS_TITLE[status];
+    el.textContent = t(`status.${status}`);
+    el.title = status === "failed" && reason ? t("status.title.failedWhy", { reason }) : t(`status.title.${status}`);
 
     // A failed message gets buttons to send it again or to drop it.
     const foot = r.el.querySelector(".foot");
@@ -142,11 +136,11 @@ export class MessageList {
       const retry = document.createElement("button");
       retry.type = "button";
       retry.className = "retry";
-      retry.textContent = "Retry";
+      retry.textContent = t("msg.retry");
       const discard = document.createElement("button");
       discard.type = "button";
       discard.className = "discard";
-      discard.textContent = "Delete";
+      discard.textContent = t("msg.discard");
       actions.append(retry, discard);
       foot.append(actions);
     } else if (status !== "failed" && actions) {

@@ -2,6 +2,8 @@
 // nodes, or the text of an <a> whose href is a checked http(s) URL: never
 // HTML.
 
+import { lang, t } from "./i18n.js";
+
 // Candidate links: http:// or https:// up to the next white space or angle
 // bracket. Trailing punctuation is trimmed in trimURL.
 const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
@@ -67,14 +69,17 @@ export function charCount(s) {
   return n;
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
-const dayTimeFmt = new Intl.DateTimeFormat(undefined, {
+// Dates in the page's language (the browser's regional format when it
+// speaks the same language).
+const locale = localeFor(lang);
+const timeFmt = new Intl.DateTimeFormat(locale, { hour: "numeric", minute: "2-digit" });
+const dayTimeFmt = new Intl.DateTimeFormat(locale, {
   day: "numeric",
   month: "short",
   hour: "numeric",
   minute: "2-digit",
 });
-const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+const fullFmt = new Intl.DateTimeFormat(locale, { dateStyle: "full", timeStyle: "medium" });
 
 /** A short local time: "14:05" today, "3 Mar, 14:05" on another day. */
 export function shortTime(ms) {
@@ -85,20 +90,27 @@ export function shortTime(ms) {
 
 /** A <time> element for ms, with its full date as title. */
 export function timeElement(ms, className = "time") {
-  const t = document.createElement("time");
-  t.className = className;
-  setTime(t, ms);
-  return t;
+  const el = document.createElement("time");
+  el.className = className;
+  setTime(el, ms);
+  return el;
 }
 
-export function setTime(t, ms) {
+export function setTime(el, ms) {
   const d = new Date(ms);
-  t.dateTime = d.toISOString();
-  t.textContent = shortTime(ms);
-  t.title = fullFmt.format(d);
+  el.dateTime = d.toISOString();
+  el.textContent = shortTime(ms);
+  el.title = fullFmt.format(d);
 }
 
 /** "last seen 14:05", or "never seen" for 0. */
 export function lastSeen(ms) {
-  return ms > 0 ? `last seen ${shortTime(ms)}` : "never seen";
+  return ms > 0 ? t("people.lastSeen", { time: shortTime(ms) }) : t("people.neverSeen");
+}
+
+// localeFor picks the browser's first locale of language code (de-AT for
+// de), else the bare code.
+function localeFor(code) {
+  const prefs = (globalThis.navigator && navigator.languages) || [];
+  return prefs.find((l) => l.toLowerCase().split("-")[0] === code) || code;
 }
