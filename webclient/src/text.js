@@ -1,36 +1,72 @@
 // Turning user text and times into DOM. User text only ever becomes text
-// nodes, or the text of an <a> whose href is a checked http(s) URL: never
-// HTML.
+// nodes, or the text of an <a> whose href is a checked http(s) URL or a
+// mailto: address: never HTML.
 
 import { lang, t } from "./i18n.js";
 
-// Candidate links: http:// or https:// up to the next white space or angle
-// bracket. Trailing punctuation is trimmed in trimURL.
-const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+// Candidate links, in one pass: an http:// or https:// URL, a www. host
+// (linked as https://), or an e-mail address (linked as mailto:), each up
+// to the next white space, angle bracket or quote. Trailing punctuation is
+// trimmed in trimURL. A www. or an address must not follow a letter, digit
+// or one of ./@ (so "x.www.a.org" or the host part of an address is no
+// link of its own).
+const LINK_RE =
+  /\bhttps?:\/\/[^\s<>"]+|(?<![\p{L}\p{N}_.\/@-])www\.[^\s<>"]+|(?<![\p{L}\p{N}_.\/@+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/giu;
+
+// An e-mail address as LINK_RE finds it, whole.
+const EMAIL_RE = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$/;
+
+/**
+ * Splits text into parts: {text} for plain text and {text, href} for a
+ * link, in order; joined, the texts are the text again. Only http(s) and
+ * mailto: hrefs come out.
+ */
+export function findLinks(text) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(LINK_RE)) {
+    const raw = trimURL(match[0]);
+    const href = linkHref(raw);
+    if (!href) continue;
+    if (match.index > last) parts.push({ text: text.slice(last, match.index) });
+    parts.push({ text: raw, href });
+    last = match.index + raw.length;
+  }
+  if (last < text.length) parts.push({ text: text.slice(last) });
+  return parts;
+}
 
 /** Renders text as a fragment of text nodes and safe links. */
 export function linkify(text) {
   const frag = document.createDocumentFragment();
-  let last = 0;
-  for (const match of text.matchAll(URL_RE)) {
-    const raw = trimURL(match[0]);
-    const href = safeHref(raw);
-    if (!href) continue;
-    if (match.index > last) {
-      frag.append(document.createTextNode(text.slice(last, match.index)));
+  for (const part of findLinks(text)) {
+    if (!part.href) {
+      frag.append(document.createTextNode(part.text));
+      continue;
     }
     const a = document.createElement("a");
-    a.href = href;
-    a.target = "_blank";
-    a.rel = "noopener noreferrer";
-    a.textContent = raw;
+    a.href = part.href;
+    if (!part.href.startsWith("mailto:")) {
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+    }
+    a.textContent = part.text;
     frag.append(a);
-    last = match.index + raw.length;
-  }
-  if (last < text.length) {
-    frag.append(document.createTextNode(text.slice(last)));
   }
   return frag;
+}
+
+// linkHref is the href for a trimmed candidate: the checked URL, https://
+// before a www. host, mailto: before an address; null for none.
+function linkHref(raw) {
+  if (/^https?:\/\//i.test(raw)) return safeHref(raw);
+  if (/^www\./i.test(raw)) {
+    const href = safeHref("https://" + raw);
+    // "www." alone, or "www.x" without a dot after the host's first label.
+    return href && /^www\.[^.]+\.[^.]/i.test(new URL(href).hostname) ? href : null;
+  }
+  if (EMAIL_RE.test(raw)) return "mailto:" + raw;
+  return null;
 }
 
 // trimURL drops punctuation that ends a sentence rather than the URL:
