@@ -25,17 +25,30 @@ type Payload struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 }
 
-// Message is an archived message, as history returns it.
+// Message is an archived entry, as history returns it: a message (Type
+// "" or "message") with its folded state (EditedAt, Deleted, Reactions),
+// or an event (Type "reaction", "edit" or "delete", with Target, and
+// Emoji or Text).
 type Message struct {
-	Seq     uint64 `json:"seq"`
-	ID      string `json:"id"`
-	Room    string `json:"room"`
-	From    string `json:"from"`
-	Text    string `json:"text"`
-	TS      int64  `json:"ts,omitempty"`
-	At      int64  `json:"at"`
-	ReplyTo string `json:"reply_to,omitempty"`
+	Seq         uint64              `json:"seq"`
+	Type        string              `json:"type,omitempty"`
+	ID          string              `json:"id"`
+	Room        string              `json:"room"`
+	From        string              `json:"from"`
+	Text        string              `json:"text"`
+	TS          int64               `json:"ts,omitempty"`
+	At          int64               `json:"at"`
+	ReplyTo     string              `json:"reply_to,omitempty"`
+	Attachments []string            `json:"attachments,omitempty"`
+	EditedAt    int64               `json:"edited_at,omitempty"` // Unix milliseconds of the last edit
+	Deleted     bool                `json:"deleted,omitempty"`
+	Reactions   map[string][]string `json:"reactions,omitempty"` // emoji: users, in the order they reacted
+	Target      *EventTarget        `json:"target,omitempty"`    // events only
+	Emoji       string              `json:"emoji,omitempty"`     // reactions only
 }
+
+// IsEvent reports whether m is an event rather than a message.
+func (m *Message) IsEvent() bool { return m.Type != "" && m.Type != TypeMessage }
 
 // Receipt is published to users/{sender}/receipts after each archive
 // commit that held messages of that sender: one per room, listing each of

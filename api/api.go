@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hearth-home/hearth"
 	"github.com/hearth-home/hearth/history"
@@ -32,6 +33,7 @@ type Publisher interface {
 type Store interface {
 	LastSeq(room string) (uint64, error)
 	Page(room string, q history.Query) ([]hearth.Message, bool, error)
+	Search(room, q string, limit int) ([]hearth.Message, error)
 	Snapshot() (*os.File, error)
 }
 
@@ -58,6 +60,7 @@ type Config struct {
 //	GET  /api/rooms
 //	GET  /api/rooms/{room}/messages
 //	POST /api/rooms/{room}/messages
+//	GET  /api/rooms/{room}/search
 //	GET  /api/backup (admins)
 type API struct {
 	store  Store
@@ -84,6 +87,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/rooms", a.wrap(a.authed(a.rooms)))
 	mux.Handle("GET /api/rooms/{room}/messages", a.wrap(a.authed(a.messages)))
 	mux.Handle("POST /api/rooms/{room}/messages", a.wrap(a.authed(a.post)))
+	mux.Handle("GET /api/rooms/{room}/search", a.wrap(a.authed(a.search)))
 	mux.Handle("GET /api/backup", a.wrap(a.authed(a.backup)))
 	mux.Handle("OPTIONS /api/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
@@ -226,6 +230,46 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, u hearth.User) er
 		return err
 	}
 	writeJSON(w, http.StatusOK, pageJSON{Messages: msgs, HasMore: more})
+	return nil
+}
+
+// maxSearchQuery is the longest q of a search, in characters.
+const maxSearchQuery = 200
+
+// search answers GET /api/rooms/{room}/search?q=&limit=: the messages
+// with every word of q (the last one as a prefix), newest first.
+func (a *API) search(w http.ResponseWriter, r *http.Request, u hearth.User) error {
+	room, err := a.room(r, u)
+	if err != nil {
+		return err
+	}
+	v := r.URL.Query()
+	if len(v["q"]) > 1 || len(v["limit"]) > 1 {
+		return badQuery("q and limit may be given once each")
+	}
+	q := v.Get("q")
+	switch n := utf8.RuneCountInString(q); {
+	case strings.TrimSpace(q) == "":
+		return badQuery("q is required: the words to search for")
+	case n > maxSearchQuery || !utf8.ValidString(q):
+		return badQuery("q must be at most %d characters", maxSearchQuery)
+	}
+	limit := history.SearchDefaultLimit
+	if s, ok := v["limit"]; ok {
+		n, err := strconv.ParseInt(s[0], 10, 64)
+		if errors.Is(err, strconv.ErrRange) && s[0][0] != '-' {
+			n, err = history.SearchMaxLimit, nil
+		}
+		if err != nil || n < 1 {
+			return badQuery("limit must be a whole number from 1 to %d", history.SearchMaxLimit)
+		}
+		limit = int(min(n, history.SearchMaxLimit)) // more is capped, as for pages
+	}
+	msgs, err := a.store.Search(room, q, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string][]hearth.Message{"messages": msgs})
 	return nil
 }
 
