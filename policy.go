@@ -51,7 +51,8 @@ func (p *Policy) CanRead(user, room string) bool { return p.cur.Load().canRead(u
 // CanPublish reports whether user may publish on topic (a name, not a
 // filter). Only the server writes presence; only the bridge writes
 // receipts; a user writes messages, events and typing only as itself,
-// in a room it can write. Topics
+// in a room it can write, its read marks (reads) only as itself in rooms
+// it can read, and its focus only as itself. Topics
 // outside the chat tree are for admins and the acl rules (with client id
 // "" for "%c": see CanPublishAs).
 func (p *Policy) CanPublish(user, topic string) bool { return p.CanPublishAs(user, "", topic) }
@@ -63,7 +64,8 @@ func (p *Policy) CanPublishAs(user, client, topic string) bool {
 
 // CanReceive reports whether user may receive a message published on
 // topic (a name). It is checked for every delivery, so wildcard
-// subscriptions never leak a room the user cannot read.
+// subscriptions never leak a room the user cannot read. Read marks go to
+// the room's readers; focus goes to nobody.
 func (p *Policy) CanReceive(user, topic string) bool { return p.CanReceiveAs(user, "", topic) }
 
 // CanReceiveAs is CanReceive for a connection with a client id.
@@ -185,6 +187,11 @@ func (p *rules) canPublishAs(user, client, topic string) bool {
 	switch t.Kind {
 	case TopicMessage, TopicEvent, TopicTyping:
 		return t.User == user && p.canWrite(user, t.Room)
+	case TopicRead:
+		return t.User == user && p.canRead(user, t.Room)
+	case TopicFocus:
+		_, known := p.roles[user]
+		return t.User == user && known
 	case TopicOther:
 		l := strings.Split(topic, "/")
 		return p.otherAccess(user, client, l, true, filterCovers, filterCovers)
@@ -201,7 +208,7 @@ func (p *rules) canReceiveAs(user, client, topic string) bool {
 		return false
 	}
 	switch t.Kind {
-	case TopicMessage, TopicEvent, TopicTyping:
+	case TopicMessage, TopicEvent, TopicTyping, TopicRead:
 		return p.canRead(user, t.Room)
 	case TopicPresence:
 		return true
@@ -258,7 +265,7 @@ func (p *rules) readable(user string) [][]string {
 	for _, room := range p.names {
 		if p.canRead(user, room) {
 			out = append(out, []string{"rooms", room, "messages", "*"}, []string{"rooms", room, "typing", "*"},
-				[]string{"rooms", room, "events", "*"})
+				[]string{"rooms", room, "events", "*"}, []string{"rooms", room, "reads", "*"})
 		}
 	}
 	return append(out, []string{"presence", "*"}, []string{"users", user, "receipts"})

@@ -14,13 +14,15 @@ const (
 	TopicReceipts                  // users/{user}/receipts
 	TopicSys                       // $SYS/...
 	TopicInvalid                   // inside the chat tree but not of its grammar
+	TopicRead                      // rooms/{room}/reads/{user}
+	TopicFocus                     // users/{user}/focus
 )
 
 // Topic is a parsed topic name (never a filter).
 type Topic struct {
 	Kind TopicKind
-	Room string // for messages, events and typing
-	User string // the last level's user for messages, events, typing and presence; the owner for receipts
+	Room string // for messages, events, typing and reads
+	User string // the last level's user for messages, events, typing, reads and presence; the owner for receipts and focus
 }
 
 // Chat tree roots: a topic under one of these is either of hearth's grammar
@@ -52,6 +54,8 @@ func ParseTopic(topic string) Topic {
 				return Topic{Kind: TopicTyping, Room: l[1], User: l[3]}
 			case "events":
 				return Topic{Kind: TopicEvent, Room: l[1], User: l[3]}
+			case "reads":
+				return Topic{Kind: TopicRead, Room: l[1], User: l[3]}
 			}
 		}
 	case "presence":
@@ -61,6 +65,9 @@ func ParseTopic(topic string) Topic {
 	case "users":
 		if len(l) == 3 && ValidName(l[1]) && l[2] == "receipts" {
 			return Topic{Kind: TopicReceipts, User: l[1]}
+		}
+		if len(l) == 3 && ValidName(l[1]) && l[2] == "focus" {
+			return Topic{Kind: TopicFocus, User: l[1]}
 		}
 	default:
 		return Topic{Kind: TopicOther}
@@ -88,3 +95,10 @@ func ReceiptsTopic(user string) string { return "users/" + user + "/receipts" }
 
 // RoomMessagesFilter returns the filter of every message of a room.
 func RoomMessagesFilter(room string) string { return "rooms/" + room + "/messages/+" }
+
+// ReadTopic returns rooms/{room}/reads/{user}, where user keeps its read
+// mark of room.
+func ReadTopic(room, user string) string { return "rooms/" + room + "/reads/" + user }
+
+// FocusTopic returns users/{user}/focus.
+func FocusTopic(user string) string { return "users/" + user + "/focus" }

@@ -35,7 +35,16 @@ type Store interface {
 	Page(room string, q history.Query) ([]hearth.Message, bool, error)
 	Search(room, q string, limit int) ([]hearth.Message, error)
 	Snapshot() (*os.File, error)
+	Unread(room string, after uint64, except string, limit int) (int, error)
 }
+
+// ReadMarks gives each user's read mark of a room (broker.Broker).
+type ReadMarks interface {
+	ReadMark(room, user string) uint64
+}
+
+// MaxUnread caps the unread count of GET /api/rooms.
+const MaxUnread = 999
 
 // Config is what the HTTP API needs besides the store.
 type Config struct {
@@ -44,7 +53,9 @@ type Config struct {
 	// Publisher's errors answer by their kind (hearth.HTTPStatus): 403,
 	// 413, 429 and 503, the last two with Retry-After; an error of no
 	// kind is a 500.
-	Publisher       Publisher
+	Publisher Publisher
+	// ReadMarks gives read_seq in GET /api/rooms; nil: every mark is 0.
+	ReadMarks       ReadMarks
 	TokenTTL        time.Duration
 	MaxMessageBytes int
 	Origins         hearth.Origins // browser origins allowed (CORS)
@@ -177,6 +188,8 @@ type roomJSON struct {
 	Title    string `json:"title"`
 	LastSeq  uint64 `json:"last_seq"`
 	CanWrite bool   `json:"can_write"`
+	ReadSeq  uint64 `json:"read_seq"` // the caller's read mark
+	Unread   int    `json:"unread"`   // messages from others after read_seq, at most MaxUnread
 }
 
 func (a *API) rooms(w http.ResponseWriter, r *http.Request, u hearth.User) error {
@@ -189,7 +202,16 @@ func (a *API) rooms(w http.ResponseWriter, r *http.Request, u hearth.User) error
 		if err != nil {
 			return err
 		}
-		out = append(out, roomJSON{Name: name, Title: a.cfg.Policy.Title(name), LastSeq: last, CanWrite: a.cfg.Policy.CanWrite(u.Name, name)})
+		var mark uint64
+		if a.cfg.ReadMarks != nil {
+			mark = a.cfg.ReadMarks.ReadMark(name, u.Name)
+		}
+		unread, err := a.store.Unread(name, mark, u.Name, MaxUnread)
+		if err != nil {
+			return err
+		}
+		out = append(out, roomJSON{Name: name, Title: a.cfg.Policy.Title(name), LastSeq: last, CanWrite: a.cfg.Policy.CanWrite(u.Name, name),
+			ReadSeq: mark, Unread: unread})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

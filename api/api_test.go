@@ -412,19 +412,24 @@ func TestAPIRooms(t *testing.T) {
 		Title    string `json:"title"`
 		LastSeq  uint64 `json:"last_seq"`
 		CanWrite bool   `json:"can_write"`
+		ReadSeq  uint64 `json:"read_seq"`
+		Unread   int    `json:"unread"`
 	}
+	// Every message is mum's: unread for everyone else, not for her.
 	var (
-		family   = room{"family", "Family", 3, true}
-		familyRO = room{"family", "Family", 3, false}
-		parents  = room{"parents", "parents", 2, true}
-		porch    = room{"porch", "porch", 0, true}
-		porchRO  = room{"porch", "porch", 0, false}
+		family     = room{"family", "Family", 3, true, 0, 3}
+		familyMum  = room{"family", "Family", 3, true, 0, 0}
+		familyRO   = room{"family", "Family", 3, false, 0, 3}
+		parents    = room{"parents", "parents", 2, true, 0, 2}
+		parentsMum = room{"parents", "parents", 2, true, 0, 0}
+		porch      = room{"porch", "porch", 0, true, 0, 0}
+		porchRO    = room{"porch", "porch", 0, false, 0, 0}
 	)
 	tests := []struct {
 		user string
 		want []room
 	}{
-		{"mum", []room{family, parents, porch}},
+		{"mum", []room{familyMum, parentsMum, porch}},
 		{"dad", []room{family, parents, porchRO}},
 		{"kid", []room{family, porchRO}},
 		{"kitchen", []room{familyRO}},

@@ -513,7 +513,7 @@ func codeOf(err error) packets.Code {
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		return packets.ErrQuotaExceeded // 0x95 is not a PUBACK reason code
-	case errors.Is(err, errRetained):
+	case errors.Is(err, errRetained), errors.Is(err, errFocusRetain):
 		return packets.ErrImplementationSpecificError // neither is 0x9A
 	case errors.Is(err, ErrNotAllowed):
 		return packets.ErrNotAuthorized

@@ -19,6 +19,7 @@ import (
 //	offline.go   offline sessions: caps and expiry
 //	sessions.go  the session file
 //	presence.go  presence/{user}
+//	reads.go     read marks and focus
 type hook struct {
 	mqtt.HookBase
 	b        *Broker
@@ -28,6 +29,8 @@ type hook struct {
 	flood    *floodGuard
 	retained *mqtt.TopicsIndex // retained messages; mochi's own index keeps only $SYS
 	retainMu sync.Mutex        // orders changes to retained
+	readsMu  sync.Mutex        // makes a read mark's check, store and delivery one step (reads.go)
+	focus    *focus            // the room each connection shows (reads.go)
 	wills    *wills
 	sessions *sessions // nil: sessions are kept in memory only
 	stored   storedState
@@ -57,6 +60,7 @@ func newHook(b *Broker) *hook {
 	}
 	h.retained = mqtt.NewTopicsIndex()
 	h.wills = newWills(h)
+	h.focus = newFocus()
 	return h
 }
 
@@ -209,6 +213,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	} else {
 		h.wills.flush(cl.ID) // the old session ended: its will is due now
 	}
+	h.focus.takenOver(cl)
 	h.presence.up(cl)
 }
 
@@ -217,6 +222,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		s.detach(cl)
 	}
 	h.presence.down(cl)
+	h.focus.drop(cl)
 	if h.sessions != nil {
 		h.sessions.disconnected(cl, expire)
 	}

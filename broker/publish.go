@@ -69,6 +69,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, h.refuseFor(cl, pk, packets.ErrMessageRateTooHigh, true)
 	}
 	kind, err := h.validate(pk.TopicName, pk.Payload, pk.FixedHeader.Retain)
+	if err == nil && kind == hearth.TopicFocus && pk.FixedHeader.Qos > 1 {
+		err = errFocusQoS
+	}
 	if err != nil {
 		h.b.refusals.refuse(InvalidPublish, "user", user, "client", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, h.refuseFor(cl, pk, codeOf(err), false)
@@ -81,6 +84,11 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.refusals.refuse(ArchiveBusy, "user", user, "client", cl.ID)
 		return pk, h.refuseFor(cl, pk, packets.ErrQuotaExceeded, true)
 	}
+	if kind == hearth.TopicFocus {
+		f, _ := hearth.ParseFocus(pk.Payload) // validated
+		h.focus.set(cl, f.Room)
+		return pk, packets.CodeSuccessIgnore // delivered to nobody
+	}
 	if forArchive(kind) {
 		// A chat message (or event) is for the archive too: a publisher's
 		// message expiry must not drop it from the bridge's queue.
@@ -92,8 +100,18 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 }
 
 // accept retains and delivers an accepted publish; via is the publisher's
-// connection (router.publish).
+// connection (router.publish). A read mark is retained only if it is not
+// lower than the last (acceptRead); focus is delivered to nobody.
 func (h *hook) accept(pk packets.Packet, via *clientConn) {
+	if strings.HasPrefix(pk.TopicName, "rooms/") || strings.HasPrefix(pk.TopicName, "users/") {
+		switch hearth.ParseTopic(pk.TopicName).Kind {
+		case hearth.TopicRead:
+			h.acceptRead(pk, via)
+			return
+		case hearth.TopicFocus:
+			return
+		}
+	}
 	if pk.FixedHeader.Retain {
 		h.retain(pk)
 	}
@@ -178,8 +196,10 @@ func forArchive(kind hearth.TopicKind) bool {
 // validate checks a publish on a chat topic: messages must be valid
 // message payloads, events valid events (an edit or delete only of the
 // publisher's own message: ErrNotAllowed otherwise) and typing events
-// {"typing":bool}; none may be retained. Other topics carry anything (the
-// ACL decides who may use them). It returns the kind of topic.
+// {"typing":bool}; none may be retained. Read marks are {"seq":N} (never
+// empty: a mark is not deleted); focus is {"room":...} naming a configured
+// room or "", not retained. Other topics carry anything (the ACL decides
+// who may use them). It returns the kind of topic.
 func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.TopicKind, error) {
 	kind := hearth.ParseTopic(topic).Kind
 	if len(payload) > h.b.cfg.MaxMessageBytes {
@@ -207,6 +227,10 @@ func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.Topic
 		}
 		_, err := hearth.ParseTyping(payload)
 		return kind, err
+	case hearth.TopicRead:
+		return kind, validateRead(payload)
+	case hearth.TopicFocus:
+		return kind, h.validateFocus(payload, retain)
 	}
 	return kind, nil
 }

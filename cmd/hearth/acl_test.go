@@ -59,6 +59,10 @@ func aclPayload(topic string) string {
 		return fmt.Sprintf(`{"id":"acl-%d","type":"reaction","target":{"from":"mum","id":"x"},"emoji":"👍"}`, time.Now().UnixNano())
 	case hearth.TopicReceipts:
 		return `{"id":"x","room":"family","seq":1,"at":"2026-01-01T00:00:00Z"}`
+	case hearth.TopicRead:
+		return `{"seq":1}`
+	case hearth.TopicFocus:
+		return `{"room":"family"}`
 	}
 	return "on"
 }
@@ -93,6 +97,13 @@ func TestACLMatrixPublish(t *testing.T) {
 		{"$SYS/broker/uptime", [5]bool{N, N, N, N, N}},
 		{"home/lights", [5]bool{Y, N, N, N, N}},
 		{"rooms", [5]bool{N, N, N, N, N}},
+		{"rooms/family/reads/{me}", [5]bool{Y, Y, Y, Y, N}},
+		{"rooms/family/reads/{other}", [5]bool{N, N, N, N, N}},
+		{"rooms/parents/reads/{me}", [5]bool{Y, Y, N, N, N}},
+		{"rooms/parents/reads/{other}", [5]bool{N, N, N, N, N}},
+		{"rooms/nosuch/reads/{me}", [5]bool{N, N, N, N, N}},
+		{"users/{me}/focus", [5]bool{Y, Y, Y, Y, N}},
+		{"users/{other}/focus", [5]bool{N, N, N, N, N}},
 	}
 	cases := 0
 	for i, subject := range aclSubjects {
@@ -169,6 +180,15 @@ func TestACLMatrixSubscribe(t *testing.T) {
 		{"rooms/parents/#", [5]bool{Y, Y, N, N, Y}},
 		{"home/lights", [5]bool{Y, N, N, N, N}},
 		{"home/#", [5]bool{Y, N, N, N, N}},
+		{"rooms/family/reads/+", [5]bool{Y, Y, Y, Y, N}},
+		{"rooms/family/reads/{other}", [5]bool{Y, Y, Y, Y, N}},
+		{"rooms/parents/reads/+", [5]bool{Y, Y, N, N, N}},
+		{"rooms/parents/reads/{other}", [5]bool{Y, Y, N, N, N}},
+		{"rooms/+/reads/+", [5]bool{Y, Y, Y, Y, N}},
+		{"rooms/nosuch/reads/+", [5]bool{N, N, N, N, N}},
+		{"users/{me}/focus", [5]bool{N, N, N, N, N}},
+		{"users/{other}/focus", [5]bool{N, N, N, N, N}},
+		{"users/+/focus", [5]bool{N, N, N, N, N}},
 	}
 	cases := 0
 	for i, subject := range aclSubjects {
@@ -212,6 +232,10 @@ func TestACLMatrixDelivery(t *testing.T) {
 	mum.publish("rooms/parents/typing/mum", 0, false, `{"typing":true}`)
 	mum.publish("home/lights", 1, false, "on")
 	mum.publish("rooms/family/events/mum", 1, false, aclPayload("rooms/family/events/mum"))
+	mum.publish("rooms/family/reads/mum", 1, false, `{"seq":1}`)
+	mum.publish("rooms/parents/reads/mum", 1, false, `{"seq":1}`)
+	mum.publish("users/mum/focus", 0, false, `{"room":"family"}`)
+	dad.publish("users/dad/focus", 1, false, `{"room":"parents"}`)
 	dad.publish("rooms/family/messages/dad", 1, false, msg("d3", "from dad"))
 	dad.next("users/dad/receipts")
 
@@ -238,11 +262,13 @@ func TestACLMatrixDelivery(t *testing.T) {
 	presence := []string{"presence/dad", "presence/kid", "presence/kitchen", "presence/mum"}
 	want := map[string][]string{
 		"mum": append([]string{"$SYS", "home/lights", "rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/events/mum",
-			"rooms/family/typing/mum", "rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/mum/receipts"}, presence...),
+			"rooms/family/typing/mum", "rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/mum/receipts",
+			"rooms/family/reads/mum", "rooms/parents/reads/mum"}, presence...),
 		"dad": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum",
-			"rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/dad/receipts"}, presence...),
-		"kid":     append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum"}, presence...),
-		"kitchen": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum"}, presence...),
+			"rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/dad/receipts",
+			"rooms/family/reads/mum", "rooms/parents/reads/mum"}, presence...),
+		"kid":     append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum", "rooms/family/reads/mum"}, presence...),
+		"kitchen": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum", "rooms/family/reads/mum"}, presence...),
 		"bridge":  {"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/parents/messages/mum", "rooms/family/events/mum"},
 	}
 	for _, subject := range aclSubjects {

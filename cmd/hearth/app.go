@@ -156,6 +156,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		Auth:            auth,
 		Policy:          policy,
 		Publisher:       a.broker,
+		ReadMarks:       a.broker,
 		TokenTTL:        cfg.Auth.TokenTTL.D(),
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		Origins:         origins,
