@@ -102,7 +102,7 @@ func (p *storePublisher) Publish(user, topic string, payload []byte) error {
 		return p.err
 	}
 	tp := hearth.ParseTopic(topic)
-	_, err = p.store.Append([]hearth.Message{{ID: pl.ID, Room: tp.Room, From: tp.User, Text: pl.Text, TS: pl.TS, ReplyTo: pl.ReplyTo}})
+	_, err = p.store.Append([]hearth.Message{{ID: pl.ID, Room: tp.Room, From: tp.User, Text: pl.Text, TS: pl.TS, ReplyTo: pl.ReplyTo, Attachments: pl.Attachments}})
 	return err
 }
 

@@ -358,7 +358,7 @@ func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
 	it := item{
 		msg: hearth.Message{
 			ID: payload.ID, Room: t.Room, From: t.User, Text: payload.Text,
-			TS: payload.TS, ReplyTo: payload.ReplyTo, At: time.Now().UnixMilli(),
+			TS: payload.TS, ReplyTo: payload.ReplyTo, Attachments: payload.Attachments, At: time.Now().UnixMilli(),
 		},
 		pub:    p,
 		client: pr.Client,
