@@ -19,7 +19,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/attachments"
 	"github.com/hearth-home/hearth/history"
 )
 
@@ -62,6 +65,10 @@ type Config struct {
 	// Logins limits failed logins; share it with the broker so that MQTT
 	// and HTTP count together. nil: the API keeps its own.
 	Logins *hearth.LoginLimiter
+	// Attachments stores photos; nil turns the photo routes off.
+	Attachments          *attachments.Store
+	MaxAttachmentBytes   int64 // the largest upload (attachments.max_bytes); 0: 20 MiB
+	AttachmentsPerMinute int   // uploads per user per minute (attachments.per_minute); 0: no limit
 }
 
 // API serves history and login over HTTP as JSON. Routes:
@@ -73,17 +80,22 @@ type Config struct {
 //	POST /api/rooms/{room}/messages
 //	GET  /api/rooms/{room}/search
 //	GET  /api/backup (admins)
+//	POST /api/rooms/{room}/attachments
+//	GET  /api/attachments/{id}
+//	GET  /api/attachments/{id}/thumb
 type API struct {
-	store  Store
-	cfg    Config
-	log    *slog.Logger
-	logins *hearth.LoginLimiter
-	ttl    atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
+	store   Store
+	cfg     Config
+	log     *slog.Logger
+	logins  *hearth.LoginLimiter
+	uploads *uploadLimits
+	ttl     atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
 }
 
 // New returns the API over store.
 func New(store Store, cfg Config, log *slog.Logger) *API {
-	a := &API{store: store, cfg: cfg, log: log, logins: cfg.Logins}
+	a := &API{store: store, cfg: cfg, log: log, logins: cfg.Logins,
+		uploads: &uploadLimits{per: cfg.AttachmentsPerMinute, users: map[string]*rate.Limiter{}}}
 	if a.logins == nil {
 		a.logins = hearth.NewLoginLimiter()
 	}
@@ -100,6 +112,11 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/rooms/{room}/messages", a.wrap(a.authed(a.post)))
 	mux.Handle("GET /api/rooms/{room}/search", a.wrap(a.authed(a.search)))
 	mux.Handle("GET /api/backup", a.wrap(a.authed(a.backup)))
+	if a.cfg.Attachments != nil {
+		mux.Handle("POST /api/rooms/{room}/attachments", a.wrap(a.authed(a.upload)))
+		mux.Handle("GET /api/attachments/{id}", a.wrap(a.authedQuery(a.attachment(false))))
+		mux.Handle("GET /api/attachments/{id}/thumb", a.wrap(a.authedQuery(a.attachment(true))))
+	}
 	mux.Handle("OPTIONS /api/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -356,9 +373,10 @@ func ParseQuery(v map[string][]string) (history.Query, error) {
 }
 
 type postRequest struct {
-	ID      string `json:"id"`
-	Text    string `json:"text"`
-	ReplyTo string `json:"reply_to"`
+	ID          string   `json:"id"`
+	Text        string   `json:"text"`
+	ReplyTo     string   `json:"reply_to"`
+	Attachments []string `json:"attachments"`
 }
 
 func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error {
@@ -378,6 +396,9 @@ func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error 
 		req.ID = newID()
 	}
 	p := hearth.Payload{ID: req.ID, Text: req.Text, TS: time.Now().UnixMilli(), ReplyTo: req.ReplyTo}
+	if len(req.Attachments) > 0 {
+		p.Attachments = req.Attachments
+	}
 	if err := p.Validate(); err != nil {
 		return err
 	}

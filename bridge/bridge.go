@@ -376,7 +376,7 @@ func entryOf(topic string, payload []byte) (hearth.Message, error) {
 		if err != nil {
 			return hearth.Message{}, err
 		}
-		return hearth.Message{ID: p.ID, Room: t.Room, From: t.User, Text: p.Text, TS: p.TS, ReplyTo: p.ReplyTo}, nil
+		return hearth.Message{ID: p.ID, Room: t.Room, From: t.User, Text: p.Text, TS: p.TS, ReplyTo: p.ReplyTo, Attachments: p.Attachments}, nil
 	case hearth.TopicEvent:
 		e, err := hearth.ParseEvent(payload)
 		if err != nil {

@@ -118,6 +118,9 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 					continue
 				}
 				msgs++
+				if err := dropRefs(tx, room, m.Seq, m.Attachments); err != nil {
+					return err
+				}
 				if sb != nil {
 					if err := unindex(sb, m.Seq, m.Text); err != nil {
 						return err
@@ -146,9 +149,11 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 }
 
 // RunRetention prunes every room with a retention now and then every
-// `every`, until ctx is done. It runs beside the archive: each pass is a
-// few short transactions.
-func (s *Store) RunRetention(ctx context.Context, rooms map[string]Retention, every time.Duration, log *slog.Logger) {
+// `every`, until ctx is done, and calls then (if not nil) after each pass:
+// the attachments' sweep, which deletes the files whose last reference a
+// pass dropped. It runs beside the archive: each pass is a few short
+// transactions.
+func (s *Store) RunRetention(ctx context.Context, rooms map[string]Retention, every time.Duration, log *slog.Logger, then func(now time.Time)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -159,6 +164,9 @@ func (s *Store) RunRetention(ctx context.Context, rooms map[string]Retention, ev
 			} else if n > 0 {
 				log.Info("retention deleted old messages", "room", room, "messages", n)
 			}
+		}
+		if then != nil {
+			then(time.Now())
 		}
 		select {
 		case <-ctx.Done():

@@ -121,6 +121,11 @@ func (s *Store) Append(msgs []hearth.Message) ([]hearth.Appended, error) {
 			if err != nil {
 				return fmt.Errorf("room %s: %w", m.Room, err)
 			}
+			if !a.Duplicate && len(m.Attachments) > 0 {
+				if err := addRefs(tx, m.Room, a.Seq, m.Attachments); err != nil {
+					return err
+				}
+			}
 			out[i] = a
 		}
 		return nil
