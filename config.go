@@ -41,7 +41,19 @@ type Config struct {
 	Bridge  BridgeConfig  `yaml:"bridge"`
 	Devices []Device      `yaml:"devices"` // MQTT client ids reserved for their user
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Attachments are the limits of photo uploads.
+	Attachments AttachmentsConfig `yaml:"attachments"`
 }
+
+// AttachmentsConfig limits photo uploads (POST
+// /api/rooms/{room}/attachments).
+type AttachmentsConfig struct {
+	MaxBytes  int `yaml:"max_bytes"`  // the largest upload, in bytes
+	PerMinute int `yaml:"per_minute"` // uploads per user per minute; 0 = no limit
+}
+
+// MaxAttachmentBytes bounds attachments.max_bytes.
+const MaxAttachmentBytes = 256 << 20
 
 // Device reserves MQTT client ids for one user: no other user may connect
 // with them, and a session another user holds under one is dropped at
@@ -219,8 +231,9 @@ func DefaultConfig() Config {
 			MaxOfflineBytes:       256 << 20,
 			ConnectRate:           ConnectRateConfig{PerAddress: 10, PerUser: 5, Burst: 30},
 		},
-		Auth:   AuthConfig{TokenTTL: Duration(24 * time.Hour)},
-		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
+		Auth:        AuthConfig{TokenTTL: Duration(24 * time.Hour)},
+		Bridge:      BridgeConfig{ClientID: "hearth-archiver"},
+		Attachments: AttachmentsConfig{MaxBytes: 20 << 20, PerMinute: 30},
 	}
 }
 
@@ -666,6 +679,13 @@ func (c *Config) Validate() error {
 	// answer to a body cut off at the read timeout needs it to be later.
 	if to := c.HTTP.Timeouts; to.Read > 0 && to.Write < to.Read {
 		add("http.timeouts.write", "must be at least http.timeouts.read (%s), so that a request cut off for a slow body still gets its answer; got %s", to.Read, to.Write)
+	}
+
+	if n := c.Attachments.MaxBytes; n < 1024 || n > MaxAttachmentBytes {
+		add("attachments.max_bytes", "must be between 1024 and %d bytes, got %d", MaxAttachmentBytes, n)
+	}
+	if n := c.Attachments.PerMinute; n < 0 {
+		add("attachments.per_minute", "must be 0 (no limit) or more, got %d", n)
 	}
 
 	// MQTT limits.

@@ -158,6 +158,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "negative max_connections", edits: []string{"publish_rate: 50", "publish_rate: 50\n  max_connections: -1\n  max_connections_per_user: -2"}, want: []string{"mqtt.max_connections: must be 0", "mqtt.max_connections_per_user: must be 0"}},
 		{name: "zero burst with a rate", edits: []string{"publish_burst: 200", "publish_burst: 0"}, want: []string{"mqtt.publish_burst: must be at least 1"}},
 		{name: "zero burst without a rate", edits: []string{"publish_rate: 50", "publish_rate: 0", "publish_burst: 200", "publish_burst: 0"}},
+		{name: "bad attachments", edits: []string{"client_id: hearth-archiver", "client_id: hearth-archiver\nattachments: {max_bytes: 10, per_minute: -1}"},
+			want: []string{"attachments.max_bytes: must be between 1024", "attachments.per_minute: must be 0"}},
+		{name: "attachments set", edits: []string{"client_id: hearth-archiver", "client_id: hearth-archiver\nattachments: {max_bytes: 1048576, per_minute: 0}"}, check: func(t *testing.T, c Config) {
+			if c.Attachments.MaxBytes != 1<<20 || c.Attachments.PerMinute != 0 {
+				t.Errorf("attachments: %+v", c.Attachments)
+			}
+		}},
 		{name: "bad connect_rate", edits: []string{"publish_rate: 50", "publish_rate: 50\n  connect_rate: {per_address: -1, per_user: .inf, burst: 0}"},
 			want: []string{"mqtt.connect_rate.per_address: must be 0", "mqtt.connect_rate.per_user: must be 0", "mqtt.connect_rate.burst: must be at least 1"}},
 		{name: "connect_rate off", edits: []string{"publish_rate: 50", "publish_rate: 50\n  connect_rate: {per_address: 0, per_user: 0, burst: 0}"}},
@@ -337,7 +344,8 @@ func TestParseConfigValues(t *testing.T) {
 			{Name: "family", Title: "Family", Members: []string{"*"}, Readers: []string{"kitchen"}},
 			{Name: "chores", Title: "chores", Members: []string{"mum", "dad"}},
 		},
-		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
+		Bridge:      BridgeConfig{ClientID: "hearth-archiver"},
+		Attachments: AttachmentsConfig{MaxBytes: 20 << 20, PerMinute: 30},
 	}
 	assertConfig(t, c, want)
 

@@ -15,6 +15,12 @@ const (
 	MaxIDLen    = 64
 	MaxTextLen  = 4000 // characters (runes), not bytes
 	maxJSONSize = 64 << 10
+
+	// MaxAttachments is the most attachment ids one message carries.
+	MaxAttachments = 10
+	// AttachmentIDLen is the length of an attachment id: the SHA-256 of
+	// the stored file in lower-case hex.
+	AttachmentIDLen = 64
 )
 
 // Payload is what a client publishes on rooms/{room}/messages/{user}.
@@ -23,19 +29,36 @@ type Payload struct {
 	Text    string `json:"text"`
 	TS      int64  `json:"ts,omitempty"`
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Attachments are ids of uploaded photos (POST
+	// /api/rooms/{room}/attachments), 1 to MaxAttachments; with one or
+	// more, Text may be empty.
+	Attachments []string `json:"attachments,omitempty"`
 }
 
-// Message is an archived message, as history returns it.
+// Message is an archived entry, as history returns it: a message (Type
+// "" or "message") with its folded state (EditedAt, Deleted, Reactions),
+// or an event (Type "reaction", "edit" or "delete", with Target, and
+// Emoji or Text).
 type Message struct {
-	Seq     uint64 `json:"seq"`
-	ID      string `json:"id"`
-	Room    string `json:"room"`
-	From    string `json:"from"`
-	Text    string `json:"text"`
-	TS      int64  `json:"ts,omitempty"`
-	At      int64  `json:"at"`
-	ReplyTo string `json:"reply_to,omitempty"`
+	Seq         uint64              `json:"seq"`
+	Type        string              `json:"type,omitempty"`
+	ID          string              `json:"id"`
+	Room        string              `json:"room"`
+	From        string              `json:"from"`
+	Text        string              `json:"text"`
+	TS          int64               `json:"ts,omitempty"`
+	At          int64               `json:"at"`
+	ReplyTo     string              `json:"reply_to,omitempty"`
+	Attachments []string            `json:"attachments,omitempty"`
+	EditedAt    int64               `json:"edited_at,omitempty"` // Unix milliseconds of the last edit
+	Deleted     bool                `json:"deleted,omitempty"`
+	Reactions   map[string][]string `json:"reactions,omitempty"` // emoji: users, in the order they reacted
+	Target      *EventTarget        `json:"target,omitempty"`    // events only
+	Emoji       string              `json:"emoji,omitempty"`     // reactions only
 }
+
+// IsEvent reports whether m is an event rather than a message.
+func (m *Message) IsEvent() bool { return m.Type != "" && m.Type != TypeMessage }
 
 // Receipt is published to users/{sender}/receipts after each archive
 // commit that held messages of that sender: one per room, listing each of
@@ -126,15 +149,18 @@ func ParsePayload(b []byte) (Payload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadPayload, jsonError(err))
 	}
+	if len(p.Attachments) == 0 {
+		p.Attachments = nil // [] and null say what a missing key says
+	}
 	return p, p.Validate()
 }
 
 // parseFast reads a payload of the common shape without reflection, as
 // the web chat and most devices write it: an object of id, text, ts and
 // reply_to, each at most once and in any order, with no space, and
-// strings without escapes. It reports false for anything else, which
-// json.Unmarshal then reads; what it reads, it reads as json.Unmarshal
-// does.
+// strings without escapes. It reports false for anything else (a payload
+// with attachments among them), which json.Unmarshal then reads; what it
+// reads, it reads as json.Unmarshal does.
 func parseFast(b []byte) (Payload, bool) {
 	var p Payload
 	var seen [4]bool
@@ -175,8 +201,8 @@ func (p Payload) Validate() error {
 		return fmt.Errorf("%w: id is required", ErrBadPayload)
 	case !ValidID(p.ID):
 		return fmt.Errorf("%w: id must be 1 to %d characters of A-Z, a-z, 0-9, _ and -", ErrBadPayload, MaxIDLen)
-	case p.Text == "":
-		return fmt.Errorf("%w: text is required", ErrBadPayload)
+	case p.Text == "" && len(p.Attachments) == 0:
+		return fmt.Errorf("%w: text is required (it may be empty only with attachments)", ErrBadPayload)
 	case !utf8.ValidString(p.Text):
 		return fmt.Errorf("%w: text is not valid UTF-8", ErrBadPayload)
 	case utf8.RuneCountInString(p.Text) > MaxTextLen:
@@ -185,8 +211,34 @@ func (p Payload) Validate() error {
 		return fmt.Errorf("%w: ts must not be negative", ErrBadPayload)
 	case p.ReplyTo != "" && !ValidID(p.ReplyTo):
 		return fmt.Errorf("%w: reply_to is not a valid message id", ErrBadPayload)
+	case len(p.Attachments) > MaxAttachments:
+		return fmt.Errorf("%w: at most %d attachments, got %d", ErrBadPayload, MaxAttachments, len(p.Attachments))
+	}
+	for i, id := range p.Attachments {
+		if !ValidAttachmentID(id) {
+			return fmt.Errorf("%w: attachments[%d] is not an attachment id (%d lower-case hex digits)", ErrBadPayload, i, AttachmentIDLen)
+		}
+		for _, prev := range p.Attachments[:i] {
+			if prev == id {
+				return fmt.Errorf("%w: attachments[%d] repeats an earlier id", ErrBadPayload, i)
+			}
+		}
 	}
 	return nil
+}
+
+// ValidAttachmentID reports whether s is an attachment id: 64 lower-case
+// hex digits.
+func ValidAttachmentID(s string) bool {
+	if len(s) != AttachmentIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonError turns decoder errors into short messages that do not echo

@@ -3,6 +3,7 @@ package hearth
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,12 @@ func TestParsePayload(t *testing.T) {
 		{"4000 four-byte runes", `{"id":"a","text":"` + strings.Repeat("😀", 4000) + `"}`, Payload{ID: "a", Text: strings.Repeat("😀", 4000)}},
 		{"4000 escaped runes", `{"id":"a","text":"` + strings.Repeat(`\u00e9`, 4000) + `"}`, Payload{ID: "a", Text: strings.Repeat("é", 4000)}},
 		{"escapes", `{"id":"a","text":"line\nnext \"q\" \u2028 <b>"}`, Payload{ID: "a", Text: "line\nnext \"q\" \u2028 <b>"}},
+		{"attachments, no text", `{"id":"a","attachments":["` + att1 + `"]}`, Payload{ID: "a", Attachments: []string{att1}}},
+		{"attachments, empty text", `{"id":"a","text":"","attachments":["` + att1 + `","` + att2 + `"]}`, Payload{ID: "a", Attachments: []string{att1, att2}}},
+		{"attachments and text", `{"attachments":["` + att1 + `"],"id":"a","text":"look"}`, Payload{ID: "a", Text: "look", Attachments: []string{att1}}},
+		{"ten attachments", `{"id":"a","attachments":` + attList(10) + `}`, Payload{ID: "a", Attachments: attIDs(10)}},
+		{"empty attachments", `{"id":"a","text":"b","attachments":[]}`, Payload{ID: "a", Text: "b"}},
+		{"null attachments", `{"id":"a","text":"b","attachments":null}`, Payload{ID: "a", Text: "b"}},
 	}
 	for _, tt := range valid {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,7 +42,7 @@ func TestParsePayload(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParsePayload: got error %v, want %+v", err, tt.want)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ParsePayload: got %+v, want %+v", got, tt.want)
 			}
 		})
@@ -58,6 +65,15 @@ func TestParsePayload(t *testing.T) {
 		{"id of 65", `{"id":"` + id64 + `b","text":"b"}`},
 		{"id with space", `{"id":"a b","text":"b"}`},
 		{"id with slash", `{"id":"a/b","text":"b"}`},
+		{"empty attachments, no text", `{"id":"a","attachments":[]}`},
+		{"eleven attachments", `{"id":"a","attachments":` + attList(11) + `}`},
+		{"attachment id upper case", `{"id":"a","attachments":["` + strings.ToUpper(att1) + `"]}`},
+		{"attachment id short", `{"id":"a","attachments":["` + att1[:63] + `"]}`},
+		{"attachment id long", `{"id":"a","attachments":["` + att1 + `0"]}`},
+		{"attachment id not hex", `{"id":"a","attachments":["` + att1[:63] + `g"]}`},
+		{"attachment twice", `{"id":"a","attachments":["` + att1 + `","` + att1 + `"]}`},
+		{"attachments not a list", `{"id":"a","attachments":"` + att1 + `"}`},
+		{"attachment not a string", `{"id":"a","attachments":[1]}`},
 		{"id with dot", `{"id":"a.b","text":"b"}`},
 		{"id with NUL", `{"id":"a\u0000b","text":"b"}`},
 		{"id non-ascii", `{"id":"é","text":"b"}`},
@@ -167,13 +183,16 @@ func FuzzParsePayload(f *testing.F) {
 		`{"id":1,"text":{}}`,
 		`[]`, `null`, `"x"`, `0`, ``,
 		"{\"id\":\"a\",\"text\":\"\xff\"}",
+		`{"id":"a","attachments":["` + att1 + `"]}`,
+		`{"id":"a","text":"","attachments":[]}`,
+		`{"id":"a","text":"x","attachments":["` + att1 + `"],"attachments":null}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if fast, ok := parseFast(b); ok {
 			var want Payload
-			if err := json.Unmarshal(b, &want); err != nil || fast != want {
+			if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(fast, want) {
 				t.Fatalf("parseFast(%q) = %+v; json.Unmarshal: %+v, %v", b, fast, want, err)
 			}
 		}
@@ -195,7 +214,7 @@ func FuzzParsePayload(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParsePayload(%q) accepted %+v, but its re-marshalled form %q is refused: %v", b, p, again, err)
 		}
-		if p2 != p {
+		if !reflect.DeepEqual(p2, p) {
 			t.Fatalf("round trip of %q: got %+v, want %+v", b, p2, p)
 		}
 	})
@@ -216,7 +235,7 @@ func TestParseFast(t *testing.T) {
 		if err := json.Unmarshal([]byte(in), &want); err != nil {
 			t.Fatal(err)
 		}
-		if !ok || got != want {
+		if !ok || !reflect.DeepEqual(got, want) {
 			t.Errorf("parseFast(%s) = %+v, %v; want %+v", in, got, ok, want)
 		}
 	}
@@ -224,7 +243,7 @@ func TestParseFast(t *testing.T) {
 		``, `{}`, `{"id":"a",}`, `{"id":"a","text":"b"} `, `{"id":"a","text":"b"}}`, ` {"id":"a"}`,
 		`{"id": "a"}`, `{"ID":"a","text":"b"}`, `{"id":"a","id":"b"}`, `{"id":"a","x":1}`,
 		`{"id":"a\u0041"}`, `{"id":null}`, `{"ts":1.5}`, `{"ts":1e3}`, `{"ts":01}`, `{"ts":"1"}`,
-		`{"ts":12345678901234567890}`, "{\"text\":\"\xff\"}", `{"text":"a` + "\n" + `"}`, `[]`, `{"id":"a"`,
+		`{"id":"a","attachments":["` + att1 + `"]}`, `{"ts":12345678901234567890}`, "{\"text\":\"\xff\"}", `{"text":"a` + "\n" + `"}`, `[]`, `{"id":"a"`,
 	} {
 		if p, ok := parseFast([]byte(in)); ok {
 			t.Errorf("parseFast(%q) = %+v, want it left to json.Unmarshal", in, p)
@@ -256,3 +275,33 @@ func TestParseTyping(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Attachment ids for the tests: 64 lower-case hex digits each.
+const (
+	att1 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	att2 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+)
+
+func attIDs(n int) []string {
+	var ids []string
+	for i := range n {
+		ids = append(ids, strings.Repeat(string("0123456789abcdef"[i]), 64))
+	}
+	return ids
+}
+
+func attList(n int) string {
+	b, _ := json.Marshal(attIDs(n))
+	return string(b)
+}
+
+func TestValidAttachmentID(t *testing.T) {
+	for s, want := range map[string]bool{
+		att1: true, att2: true, "": false, att1[:63]: false, att1 + "a": false,
+		strings.ToUpper(att1): false, strings.Repeat("z", 64): false,
+	} {
+		if got := ValidAttachmentID(s); got != want {
+			t.Errorf("ValidAttachmentID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -50,9 +50,9 @@ func (p *Policy) CanRead(user, room string) bool { return p.cur.Load().canRead(u
 
 // CanPublish reports whether user may publish on topic (a name, not a
 // filter). Only the server writes presence; only the bridge writes
-// receipts; a user writes messages and typing only as itself, its read
-// marks (reads) only as itself in rooms it can read, and its focus only
-// as itself. Topics
+// receipts; a user writes messages, events and typing only as itself,
+// in a room it can write, its read marks (reads) only as itself in rooms
+// it can read, and its focus only as itself. Topics
 // outside the chat tree are for admins and the acl rules (with client id
 // "" for "%c": see CanPublishAs).
 func (p *Policy) CanPublish(user, topic string) bool { return p.CanPublishAs(user, "", topic) }
@@ -77,8 +77,8 @@ func (p *Policy) CanReceiveAs(user, client, topic string) bool {
 // least one topic the user may receive can match it. Deliveries are still
 // checked one by one with CanReceive. A shared subscription
 // ($share/group/filter) is judged by its filter. The bridge may subscribe
-// to the messages of any room, configured or not, so that it can
-// subscribe to a room before a reload adds it; it receives those of
+// to the messages and events of any room, configured or not, so that it
+// can subscribe to a room before a reload adds it; it receives those of
 // configured rooms only.
 func (p *Policy) CanSubscribe(user, filter string) bool { return p.CanSubscribeAs(user, "", filter) }
 
@@ -185,7 +185,7 @@ func (p *rules) canPublishAs(user, client, topic string) bool {
 		return t.Kind == TopicReceipts
 	}
 	switch t.Kind {
-	case TopicMessage, TopicTyping:
+	case TopicMessage, TopicEvent, TopicTyping:
 		return t.User == user && p.canWrite(user, t.Room)
 	case TopicRead:
 		return t.User == user && p.canRead(user, t.Room)
@@ -202,13 +202,13 @@ func (p *rules) canPublishAs(user, client, topic string) bool {
 func (p *rules) canReceiveAs(user, client, topic string) bool {
 	t := ParseTopic(topic)
 	if user == BridgeUser {
-		return t.Kind == TopicMessage && p.hasRoom(t.Room)
+		return (t.Kind == TopicMessage || t.Kind == TopicEvent) && p.hasRoom(t.Room)
 	}
 	if _, ok := p.roles[user]; !ok {
 		return false
 	}
 	switch t.Kind {
-	case TopicMessage, TopicTyping, TopicRead:
+	case TopicMessage, TopicEvent, TopicTyping, TopicRead:
 		return p.canRead(user, t.Room)
 	case TopicPresence:
 		return true
@@ -222,8 +222,9 @@ func (p *rules) canReceiveAs(user, client, topic string) bool {
 	return false
 }
 
-// bridgeFilter is what the bridge may subscribe to: any room's messages.
-var bridgeFilter = []string{"rooms", "*", "messages", "*"}
+// bridgeFilters are what the bridge may subscribe to: any room's
+// messages and events.
+var bridgeFilters = [][]string{{"rooms", "*", "messages", "*"}, {"rooms", "*", "events", "*"}}
 
 func (p *rules) canSubscribeAs(user, client, filter string) bool {
 	if strings.HasPrefix(filter, "$share/") {
@@ -235,7 +236,7 @@ func (p *rules) canSubscribeAs(user, client, filter string) bool {
 	}
 	f := strings.Split(filter, "/")
 	if user == BridgeUser {
-		return filterMayMatch(f, bridgeFilter)
+		return slices.ContainsFunc(bridgeFilters, func(tpl []string) bool { return filterMayMatch(f, tpl) })
 	}
 	if _, ok := p.roles[user]; !ok {
 		return false
@@ -263,7 +264,8 @@ func (p *rules) readable(user string) [][]string {
 	var out [][]string
 	for _, room := range p.names {
 		if p.canRead(user, room) {
-			out = append(out, []string{"rooms", room, "messages", "*"}, []string{"rooms", room, "typing", "*"}, []string{"rooms", room, "reads", "*"})
+			out = append(out, []string{"rooms", room, "messages", "*"}, []string{"rooms", room, "typing", "*"},
+				[]string{"rooms", room, "events", "*"}, []string{"rooms", room, "reads", "*"})
 		}
 	}
 	return append(out, []string{"presence", "*"}, []string{"users", user, "receipts"})

@@ -8,6 +8,7 @@ type TopicKind int
 const (
 	TopicOther    TopicKind = iota // outside the chat tree: admins' plain MQTT use, and the acl rules
 	TopicMessage                   // rooms/{room}/messages/{user}
+	TopicEvent                     // rooms/{room}/events/{user}: reactions, edits, deletes
 	TopicTyping                    // rooms/{room}/typing/{user}
 	TopicPresence                  // presence/{user}
 	TopicReceipts                  // users/{user}/receipts
@@ -20,8 +21,8 @@ const (
 // Topic is a parsed topic name (never a filter).
 type Topic struct {
 	Kind TopicKind
-	Room string // for messages, typing and reads
-	User string // the last level's user for messages, typing, reads and presence; the owner for receipts and focus
+	Room string // for messages, events, typing and reads
+	User string // the last level's user for messages, events, typing, reads and presence; the owner for receipts and focus
 }
 
 // Chat tree roots: a topic under one of these is either of hearth's grammar
@@ -51,6 +52,8 @@ func ParseTopic(topic string) Topic {
 				return Topic{Kind: TopicMessage, Room: l[1], User: l[3]}
 			case "typing":
 				return Topic{Kind: TopicTyping, Room: l[1], User: l[3]}
+			case "events":
+				return Topic{Kind: TopicEvent, Room: l[1], User: l[3]}
 			case "reads":
 				return Topic{Kind: TopicRead, Room: l[1], User: l[3]}
 			}
@@ -77,6 +80,12 @@ func MessageTopic(room, user string) string { return "rooms/" + room + "/message
 
 // TypingTopic returns rooms/{room}/typing/{user}.
 func TypingTopic(room, user string) string { return "rooms/" + room + "/typing/" + user }
+
+// EventTopic returns rooms/{room}/events/{user}.
+func EventTopic(room, user string) string { return "rooms/" + room + "/events/" + user }
+
+// RoomEventsFilter returns the filter of every event of a room.
+func RoomEventsFilter(room string) string { return "rooms/" + room + "/events/+" }
 
 // PresenceTopic returns presence/{user}.
 func PresenceTopic(user string) string { return "presence/" + user }

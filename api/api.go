@@ -17,8 +17,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/attachments"
 	"github.com/hearth-home/hearth/history"
 )
 
@@ -32,6 +36,7 @@ type Publisher interface {
 type Store interface {
 	LastSeq(room string) (uint64, error)
 	Page(room string, q history.Query) ([]hearth.Message, bool, error)
+	Search(room, q string, limit int) ([]hearth.Message, error)
 	Snapshot() (*os.File, error)
 	Unread(room string, after uint64, except string, limit int) (int, error)
 }
@@ -60,6 +65,10 @@ type Config struct {
 	// Logins limits failed logins; share it with the broker so that MQTT
 	// and HTTP count together. nil: the API keeps its own.
 	Logins *hearth.LoginLimiter
+	// Attachments stores photos; nil turns the photo routes off.
+	Attachments          *attachments.Store
+	MaxAttachmentBytes   int64 // the largest upload (attachments.max_bytes); 0: 20 MiB
+	AttachmentsPerMinute int   // uploads per user per minute (attachments.per_minute); 0: no limit
 }
 
 // API serves history and login over HTTP as JSON. Routes:
@@ -69,18 +78,24 @@ type Config struct {
 //	GET  /api/rooms
 //	GET  /api/rooms/{room}/messages
 //	POST /api/rooms/{room}/messages
+//	GET  /api/rooms/{room}/search
 //	GET  /api/backup (admins)
+//	POST /api/rooms/{room}/attachments
+//	GET  /api/attachments/{id}
+//	GET  /api/attachments/{id}/thumb
 type API struct {
-	store  Store
-	cfg    Config
-	log    *slog.Logger
-	logins *hearth.LoginLimiter
-	ttl    atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
+	store   Store
+	cfg     Config
+	log     *slog.Logger
+	logins  *hearth.LoginLimiter
+	uploads *uploadLimits
+	ttl     atomic.Int64 // the tokens' lifetime: cfg.TokenTTL, then SetTokenTTL
 }
 
 // New returns the API over store.
 func New(store Store, cfg Config, log *slog.Logger) *API {
-	a := &API{store: store, cfg: cfg, log: log, logins: cfg.Logins}
+	a := &API{store: store, cfg: cfg, log: log, logins: cfg.Logins,
+		uploads: &uploadLimits{per: cfg.AttachmentsPerMinute, users: map[string]*rate.Limiter{}}}
 	if a.logins == nil {
 		a.logins = hearth.NewLoginLimiter()
 	}
@@ -95,7 +110,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/rooms", a.wrap(a.authed(a.rooms)))
 	mux.Handle("GET /api/rooms/{room}/messages", a.wrap(a.authed(a.messages)))
 	mux.Handle("POST /api/rooms/{room}/messages", a.wrap(a.authed(a.post)))
+	mux.Handle("GET /api/rooms/{room}/search", a.wrap(a.authed(a.search)))
 	mux.Handle("GET /api/backup", a.wrap(a.authed(a.backup)))
+	if a.cfg.Attachments != nil {
+		mux.Handle("POST /api/rooms/{room}/attachments", a.wrap(a.authed(a.upload)))
+		mux.Handle("GET /api/attachments/{id}", a.wrap(a.authedQuery(a.attachment(false))))
+		mux.Handle("GET /api/attachments/{id}/thumb", a.wrap(a.authedQuery(a.attachment(true))))
+	}
 	mux.Handle("OPTIONS /api/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -251,6 +272,46 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, u hearth.User) er
 	return nil
 }
 
+// maxSearchQuery is the longest q of a search, in characters.
+const maxSearchQuery = 200
+
+// search answers GET /api/rooms/{room}/search?q=&limit=: the messages
+// with every word of q (the last one as a prefix), newest first.
+func (a *API) search(w http.ResponseWriter, r *http.Request, u hearth.User) error {
+	room, err := a.room(r, u)
+	if err != nil {
+		return err
+	}
+	v := r.URL.Query()
+	if len(v["q"]) > 1 || len(v["limit"]) > 1 {
+		return badQuery("q and limit may be given once each")
+	}
+	q := v.Get("q")
+	switch n := utf8.RuneCountInString(q); {
+	case strings.TrimSpace(q) == "":
+		return badQuery("q is required: the words to search for")
+	case n > maxSearchQuery || !utf8.ValidString(q):
+		return badQuery("q must be at most %d characters", maxSearchQuery)
+	}
+	limit := history.SearchDefaultLimit
+	if s, ok := v["limit"]; ok {
+		n, err := strconv.ParseInt(s[0], 10, 64)
+		if errors.Is(err, strconv.ErrRange) && s[0][0] != '-' {
+			n, err = history.SearchMaxLimit, nil
+		}
+		if err != nil || n < 1 {
+			return badQuery("limit must be a whole number from 1 to %d", history.SearchMaxLimit)
+		}
+		limit = int(min(n, history.SearchMaxLimit)) // more is capped, as for pages
+	}
+	msgs, err := a.store.Search(room, q, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string][]hearth.Message{"messages": msgs})
+	return nil
+}
+
 func badQuery(format string, args ...any) error {
 	return errStatus(http.StatusBadRequest, fmt.Sprintf(format, args...))
 }
@@ -312,9 +373,10 @@ func ParseQuery(v map[string][]string) (history.Query, error) {
 }
 
 type postRequest struct {
-	ID      string `json:"id"`
-	Text    string `json:"text"`
-	ReplyTo string `json:"reply_to"`
+	ID          string   `json:"id"`
+	Text        string   `json:"text"`
+	ReplyTo     string   `json:"reply_to"`
+	Attachments []string `json:"attachments"`
 }
 
 func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error {
@@ -334,6 +396,9 @@ func (a *API) post(w http.ResponseWriter, r *http.Request, u hearth.User) error 
 		req.ID = newID()
 	}
 	p := hearth.Payload{ID: req.ID, Text: req.Text, TS: time.Now().UnixMilli(), ReplyTo: req.ReplyTo}
+	if len(req.Attachments) > 0 {
+		p.Attachments = req.Attachments
+	}
 	if err := p.Validate(); err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func (p *storePublisher) Publish(user, topic string, payload []byte) error {
 		return p.err
 	}
 	tp := hearth.ParseTopic(topic)
-	_, err = p.store.Append([]hearth.Message{{ID: pl.ID, Room: tp.Room, From: tp.User, Text: pl.Text, TS: pl.TS, ReplyTo: pl.ReplyTo}})
+	_, err = p.store.Append([]hearth.Message{{ID: pl.ID, Room: tp.Room, From: tp.User, Text: pl.Text, TS: pl.TS, ReplyTo: pl.ReplyTo, Attachments: pl.Attachments}})
 	return err
 }
 
@@ -129,7 +129,9 @@ type apiEnv struct {
 
 // newAPIEnv serves the API over a store at path (a new one in t.TempDir()
 // when path is ""). The server and the store close at the end of the test.
-func newAPIEnv(t *testing.T, path string) *apiEnv {
+// tune, if given, changes the API's config (over the store) before it is
+// made.
+func newAPIEnv(t *testing.T, path string, tune ...func(*Config, *history.Store)) *apiEnv {
 	t.Helper()
 	parts, err := apiFamily()
 	if err != nil {
@@ -144,13 +146,17 @@ func newAPIEnv(t *testing.T, path string) *apiEnv {
 	}
 	t.Cleanup(func() { store.Close() })
 	pub := &storePublisher{store: store}
-	api := New(store, Config{
+	cfg := Config{
 		Auth:            parts.auth,
 		Policy:          parts.policy,
 		Publisher:       pub,
 		TokenTTL:        apiTokenTTL,
 		MaxMessageBytes: 16384,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	for _, f := range tune {
+		f(&cfg, store)
+	}
+	api := New(store, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	api.Register(mux)
 	srv := httptest.NewServer(mux)

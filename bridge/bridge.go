@@ -1,7 +1,9 @@
-// Package bridge archives every chat message into history. It holds a
-// persistent MQTT 5 session (paho autopaho) subscribed at QoS 1 to every
-// room, commits messages to the archive in batches, acknowledges each one
-// only after its commit, and publishes a receipt to the sender.
+// Package bridge archives every chat message and event (reaction, edit,
+// delete) into history. It holds a persistent MQTT 5 session (paho
+// autopaho) subscribed at QoS 1 to the messages and events of every
+// room, commits them to the archive in batches, acknowledges each one
+// only after its commit, and publishes a receipt to the sender, for
+// events as for messages.
 package bridge
 
 import (
@@ -264,7 +266,9 @@ func (b *Bridge) subscribe(cm *autopaho.ConnectionManager) {
 func roomsSubscribe(rooms []string) *paho.Subscribe {
 	sub := &paho.Subscribe{}
 	for _, r := range rooms {
-		sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: hearth.RoomMessagesFilter(r), QoS: 1})
+		sub.Subscriptions = append(sub.Subscriptions,
+			paho.SubscribeOptions{Topic: hearth.RoomMessagesFilter(r), QoS: 1},
+			paho.SubscribeOptions{Topic: hearth.RoomEventsFilter(r), QoS: 1})
 	}
 	return sub
 }
@@ -291,7 +295,7 @@ func (b *Bridge) SetRooms(ctx context.Context, rooms []string) error {
 	}
 	for _, r := range b.rooms {
 		if !slices.Contains(rooms, r) {
-			removed = append(removed, hearth.RoomMessagesFilter(r))
+			removed = append(removed, hearth.RoomMessagesFilter(r), hearth.RoomEventsFilter(r))
 		}
 	}
 	b.rooms = slices.Clone(rooms)
@@ -347,27 +351,41 @@ func reasons(sa *paho.Suback) []byte {
 // the bridge's unacknowledged messages pile up (broker/backpressure.go).
 func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
-	t := hearth.ParseTopic(p.Topic)
-	payload, err := hearth.ParsePayload(p.Payload)
-	if t.Kind != hearth.TopicMessage || err != nil {
+	m, err := entryOf(p.Topic, p.Payload)
+	if err != nil {
 		b.Stats.Rejected.Add(1)
 		b.log.Warn("bridge dropped an invalid message", "topic", p.Topic, "error", err)
 		_ = pr.Client.Ack(p)
 		return true, nil
 	}
-	it := item{
-		msg: hearth.Message{
-			ID: payload.ID, Room: t.Room, From: t.User, Text: payload.Text,
-			TS: payload.TS, ReplyTo: payload.ReplyTo, At: time.Now().UnixMilli(),
-		},
-		pub:    p,
-		client: pr.Client,
-	}
+	m.At = time.Now().UnixMilli()
+	it := item{msg: m, pub: p, client: pr.Client}
 	select {
 	case b.items <- it:
 	case <-b.stop: // not acknowledged: the broker keeps it for the next session
 	}
 	return true, nil
+}
+
+// entryOf makes the archive entry of a message or event publish.
+func entryOf(topic string, payload []byte) (hearth.Message, error) {
+	t := hearth.ParseTopic(topic)
+	switch t.Kind {
+	case hearth.TopicMessage:
+		p, err := hearth.ParsePayload(payload)
+		if err != nil {
+			return hearth.Message{}, err
+		}
+		return hearth.Message{ID: p.ID, Room: t.Room, From: t.User, Text: p.Text, TS: p.TS, ReplyTo: p.ReplyTo, Attachments: p.Attachments}, nil
+	case hearth.TopicEvent:
+		e, err := hearth.ParseEvent(payload)
+		if err != nil {
+			return hearth.Message{}, err
+		}
+		target := e.Target
+		return hearth.Message{Type: e.Type, ID: e.ID, Room: t.Room, From: t.User, Target: &target, Emoji: e.Emoji, Text: e.Text}, nil
+	}
+	return hearth.Message{}, fmt.Errorf("not a message or event topic")
 }
 
 // archiveLoop commits batches: it waits for one message, gathers what

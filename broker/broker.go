@@ -401,7 +401,7 @@ func (b *Broker) Publish(user, topic string, payload []byte) error {
 		b.refusals.refuse(InvalidPublish, "user", user, "topic", topic, "via", "http", "error", err)
 		return err
 	}
-	if kind == hearth.TopicMessage && !b.hook.archive.wait(archiveMaxWait, nil) {
+	if forArchive(kind) && !b.hook.archive.wait(archiveMaxWait, nil) {
 		b.refusals.refuse(ArchiveBusy, "user", user, "via", "http")
 		return ErrBusy
 	}

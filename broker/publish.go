@@ -14,7 +14,7 @@ import (
 	"github.com/hearth-home/hearth"
 )
 
-var errRetained = errors.New("chat messages and typing events must not be retained")
+var errRetained = errors.New("chat messages, events and typing events must not be retained")
 
 // willSink is the topic of what mochi publishes for a will once hearth
 // has taken it (see OnWill). No client may receive it.
@@ -80,7 +80,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cc := viaOf(cl); cc != nil {
 		flush = cc.flush
 	}
-	if kind == hearth.TopicMessage && !h.archive.wait(archiveMaxWait, flush) {
+	if forArchive(kind) && !h.archive.wait(archiveMaxWait, flush) {
 		h.b.refusals.refuse(ArchiveBusy, "user", user, "client", cl.ID)
 		return pk, h.refuseFor(cl, pk, packets.ErrQuotaExceeded, true)
 	}
@@ -89,9 +89,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.focus.set(cl, f.Room)
 		return pk, packets.CodeSuccessIgnore // delivered to nobody
 	}
-	if kind == hearth.TopicMessage {
-		// A chat message is for the archive too: a publisher's message
-		// expiry must not drop it from the bridge's queue.
+	if forArchive(kind) {
+		// A chat message (or event) is for the archive too: a publisher's
+		// message expiry must not drop it from the bridge's queue.
 		pk.Properties.MessageExpiryInterval = 0
 		pk.Expiry = 0
 	}
@@ -188,12 +188,18 @@ func (h *hook) allowUser(user string) bool {
 	return l.(*rate.Limiter).Allow()
 }
 
+// forArchive reports whether the bridge archives publishes of kind.
+func forArchive(kind hearth.TopicKind) bool {
+	return kind == hearth.TopicMessage || kind == hearth.TopicEvent
+}
+
 // validate checks a publish on a chat topic: messages must be valid
-// message payloads and typing events {"typing":bool}; neither may be
-// retained. Read marks are {"seq":N} (never empty: a mark is not
-// deleted); focus is {"room":...} naming a configured room or "", not
-// retained. Other topics carry anything (the ACL decides who may use them).
-// It returns the kind of topic.
+// message payloads, events valid events (an edit or delete only of the
+// publisher's own message: ErrNotAllowed otherwise) and typing events
+// {"typing":bool}; none may be retained. Read marks are {"seq":N} (never
+// empty: a mark is not deleted); focus is {"room":...} naming a configured
+// room or "", not retained. Other topics carry anything (the ACL decides
+// who may use them). It returns the kind of topic.
 func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.TopicKind, error) {
 	kind := hearth.ParseTopic(topic).Kind
 	if len(payload) > h.b.cfg.MaxMessageBytes {
@@ -205,6 +211,15 @@ func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.Topic
 			return kind, errRetained
 		}
 		_, err := hearth.ParsePayload(payload)
+		return kind, err
+	case hearth.TopicEvent:
+		if retain {
+			return kind, errRetained
+		}
+		ev, err := hearth.ParseEvent(payload)
+		if err == nil && ev.Type != hearth.TypeReaction && ev.Target.From != hearth.ParseTopic(topic).User {
+			err = fmt.Errorf("%w: only its sender may edit or delete a message", ErrNotAllowed)
+		}
 		return kind, err
 	case hearth.TopicTyping:
 		if retain {
@@ -388,7 +403,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 
 func (w *wills) publish(pk packets.Packet) {
 	pk.Created = time.Now().Unix()
-	if hearth.ParseTopic(pk.TopicName).Kind == hearth.TopicMessage {
+	if forArchive(hearth.ParseTopic(pk.TopicName).Kind) {
 		pk.Properties.MessageExpiryInterval = 0 // kept for the archive, as any chat message
 	}
 	if e := pk.Properties.MessageExpiryInterval; e > 0 {

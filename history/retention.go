@@ -16,29 +16,34 @@ func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k) }
 
 // Retention says how long a room keeps its messages: those older than
 // MaxAge (by the archive's clock, At) and those beyond the newest
-// MaxMessages are deleted. Zero means no limit.
+// MaxMessages are deleted. Zero means no limit. MaxMessages counts
+// messages only; events go with what lies before the oldest message kept
+// (an event always comes after its target, so the events left are of
+// messages kept).
 type Retention struct {
 	MaxAge      time.Duration
 	MaxMessages int
 }
 
-// pruneBatch is the most messages one transaction deletes, so that the
+// pruneBatch is the most entries one transaction deletes, so that the
 // archive's commits never wait long for retention.
 const pruneBatch = 1000
 
-// Prune deletes what room's retention no longer keeps, oldest first, with
-// each message's index entry, in transactions of at most pruneBatch
-// messages. It returns how many messages it deleted. Seqs are never
-// reused: the room's counter keeps counting.
+// Prune deletes what room's retention no longer keeps, oldest first: each
+// message too old or beyond the count, and every event before the oldest
+// message kept, with their index entries and search words, in
+// transactions of at most pruneBatch entries. It returns how many
+// messages it deleted. Seqs are never reused: the room's counter keeps
+// counting.
 func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 	if r.MaxAge <= 0 && r.MaxMessages <= 0 {
 		return 0, nil
 	}
 	cutoff := now.Add(-r.MaxAge).UnixMilli()
-	// doomed lists the oldest messages to delete, at most pruneBatch.
-	// Only the oldest are ever deleted, so seqs in the bucket are
-	// contiguous and the count is their span.
-	doomed := func(mb *bolt.Bucket, most int) ([]hearth.Message, error) {
+	// doomed lists the oldest entries to delete, at most most. Only the
+	// oldest are ever deleted, so seqs in the bucket are contiguous and
+	// their span, less the events, counts the messages.
+	doomed := func(mb, sb *bolt.Bucket, most int) ([]hearth.Message, error) {
 		c := mb.Cursor()
 		first, _ := c.First()
 		last, _ := c.Last()
@@ -46,16 +51,23 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 			return nil, nil
 		}
 		count := int(seqOf(last) - seqOf(first) + 1)
+		if sb != nil {
+			count -= int(eventCount(sb))
+		}
 		var out []hearth.Message
+		gone := 0 // messages in out
 		for k, v := c.First(); k != nil && len(out) < most; k, v = c.Next() {
 			m, err := decode(k, v)
 			if err != nil {
 				return nil, err
 			}
-			tooMany := r.MaxMessages > 0 && count-len(out) > r.MaxMessages
-			tooOld := r.MaxAge > 0 && m.At < cutoff
-			if !tooMany && !tooOld {
-				break
+			if !m.IsEvent() {
+				tooMany := r.MaxMessages > 0 && count-gone > r.MaxMessages
+				tooOld := r.MaxAge > 0 && m.At < cutoff
+				if !tooMany && !tooOld {
+					break
+				}
+				gone++
 			}
 			out = append(out, m)
 		}
@@ -70,7 +82,7 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 			return nil
 		}
 		var err error
-		first, err = doomed(mb, 1)
+		first, err = doomed(mb, tx.Bucket(searchBucket(room)), 1)
 		return err
 	})
 	if err != nil || len(first) == 0 {
@@ -81,16 +93,17 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 	}
 	total := 0
 	for {
-		n := 0
+		n, msgs := 0, 0
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			mb, ib := tx.Bucket(msgBucket(room)), tx.Bucket(indexBucket(room))
+			mb, ib, sb := tx.Bucket(msgBucket(room)), tx.Bucket(indexBucket(room)), tx.Bucket(searchBucket(room))
 			if mb == nil {
 				return nil
 			}
-			doomed, err := doomed(mb, pruneBatch)
+			doomed, err := doomed(mb, sb, pruneBatch)
 			if err != nil {
 				return err
 			}
+			events := 0
 			for _, m := range doomed {
 				if err := mb.Delete(seqKey(m.Seq)); err != nil {
 					return fmt.Errorf("delete message %d: %w", m.Seq, err)
@@ -100,11 +113,32 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 						return fmt.Errorf("delete index of message %d: %w", m.Seq, err)
 					}
 				}
+				if m.IsEvent() {
+					events++
+					continue
+				}
+				msgs++
+				if err := dropRefs(tx, room, m.Seq, m.Attachments); err != nil {
+					return err
+				}
+				if sb != nil {
+					if err := unindex(sb, m.Seq, m.Text); err != nil {
+						return err
+					}
+					if err := forgetEdits(sb, m.Seq); err != nil {
+						return fmt.Errorf("forget edits of message %d: %w", m.Seq, err)
+					}
+				}
+			}
+			if sb != nil && events > 0 {
+				if err := addEvents(sb, -int64(events)); err != nil {
+					return fmt.Errorf("count events: %w", err)
+				}
 			}
 			n = len(doomed)
 			return nil
 		})
-		total += n
+		total += msgs
 		if err != nil {
 			return total, fmt.Errorf("prune room %s: %w", room, err)
 		}
@@ -115,9 +149,11 @@ func (s *Store) Prune(room string, r Retention, now time.Time) (int, error) {
 }
 
 // RunRetention prunes every room with a retention now and then every
-// `every`, until ctx is done. It runs beside the archive: each pass is a
-// few short transactions.
-func (s *Store) RunRetention(ctx context.Context, rooms map[string]Retention, every time.Duration, log *slog.Logger) {
+// `every`, until ctx is done, and calls then (if not nil) after each pass:
+// the attachments' sweep, which deletes the files whose last reference a
+// pass dropped. It runs beside the archive: each pass is a few short
+// transactions.
+func (s *Store) RunRetention(ctx context.Context, rooms map[string]Retention, every time.Duration, log *slog.Logger, then func(now time.Time)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -128,6 +164,9 @@ func (s *Store) RunRetention(ctx context.Context, rooms map[string]Retention, ev
 			} else if n > 0 {
 				log.Info("retention deleted old messages", "room", room, "messages", n)
 			}
+		}
+		if then != nil {
+			then(time.Now())
 		}
 		select {
 		case <-ctx.Done():

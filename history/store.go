@@ -65,7 +65,12 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if err := s.buildSearch(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open history %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Close waits for the transactions in progress and closes the file. A second
@@ -116,6 +121,11 @@ func (s *Store) Append(msgs []hearth.Message) ([]hearth.Appended, error) {
 			if err != nil {
 				return fmt.Errorf("room %s: %w", m.Room, err)
 			}
+			if !a.Duplicate && len(m.Attachments) > 0 {
+				if err := addRefs(tx, m.Room, a.Seq, m.Attachments); err != nil {
+					return err
+				}
+			}
 			out[i] = a
 		}
 		return nil
@@ -126,14 +136,15 @@ func (s *Store) Append(msgs []hearth.Message) ([]hearth.Appended, error) {
 	return out, nil
 }
 
-// Page returns one page of room, oldest first, and whether more messages lie
-// beyond it in the direction asked:
+// Page returns one page of room, oldest first, and whether more entries
+// lie beyond it in the direction asked:
 //
 //   - Before > 0: the newest Limit messages with seq < Before; more means
-//     older ones exist.
-//   - HasAfter: the oldest Limit messages with seq > After (After 0 starts at
-//     the oldest); more means newer ones exist.
-//   - neither: the newest Limit messages; more means older ones exist.
+//     older ones exist. Events are left out: messages carry their state.
+//   - HasAfter: the oldest Limit entries, messages and events, with seq >
+//     After (After 0 starts at the oldest); more means newer ones exist.
+//   - neither: the newest Limit messages, no events; more means older
+//     messages exist.
 //
 // Before together with HasAfter is ErrBadQuery. A Limit below 1 becomes
 // DefaultLimit and one above MaxLimit becomes MaxLimit. An unknown room
@@ -289,7 +300,7 @@ func indexKey(from, id string) []byte {
 
 // roomBuckets are a room's buckets inside one read-write transaction.
 type roomBuckets struct {
-	msgs, index *bolt.Bucket
+	msgs, index, search *bolt.Bucket
 }
 
 func createRoom(tx *bolt.Tx, room string) (*roomBuckets, error) {
@@ -301,7 +312,11 @@ func createRoom(tx *bolt.Tx, room string) (*roomBuckets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create index for room %s: %w", room, err)
 	}
-	return &roomBuckets{msgs: mb, index: ib}, nil
+	sb, err := createSearch(tx, room)
+	if err != nil {
+		return nil, err
+	}
+	return &roomBuckets{msgs: mb, index: ib, search: sb}, nil
 }
 
 // append stores m unless its key is indexed already. Buffers passed to Put
@@ -321,6 +336,15 @@ func (rb *roomBuckets) append(m hearth.Message, now int64) (hearth.Appended, err
 	m.Seq = seq
 	if m.At == 0 {
 		m.At = now
+	}
+	if m.IsEvent() {
+		if err := rb.fold(&m); err != nil {
+			return hearth.Appended{}, err
+		}
+	} else if !m.Deleted {
+		if err := rb.indexWords(m.Seq, m.Text); err != nil {
+			return hearth.Appended{}, err
+		}
 	}
 	v, err := json.Marshal(m)
 	if err != nil {
@@ -379,7 +403,8 @@ func decode(k, v []byte) (hearth.Message, error) {
 	return m, nil
 }
 
-// pageForward reads the oldest limit messages with seq > after.
+// pageForward reads the oldest limit entries, messages and events, with
+// seq > after.
 func pageForward(c *bolt.Cursor, after uint64, limit int) ([]hearth.Message, bool, error) {
 	msgs := make([]hearth.Message, 0, limit)
 	if after == math.MaxUint64 {
@@ -396,8 +421,9 @@ func pageForward(c *bolt.Cursor, after uint64, limit int) ([]hearth.Message, boo
 	return msgs, k != nil, nil
 }
 
-// pageBackward reads the newest limit messages with seq < before, or the
-// newest of all if before is 0, and returns them oldest first.
+// pageBackward reads the newest limit messages (not events) with seq <
+// before, or the newest of all if before is 0, and returns them oldest
+// first; more says whether an older message is left.
 func pageBackward(c *bolt.Cursor, before uint64, limit int) ([]hearth.Message, bool, error) {
 	msgs := make([]hearth.Message, 0, limit)
 	var k, v []byte
@@ -409,11 +435,16 @@ func pageBackward(c *bolt.Cursor, before uint64, limit int) ([]hearth.Message, b
 		k, v = c.Prev()
 	}
 	for ; k != nil && len(msgs) < limit; k, v = c.Prev() {
+		if isEventRecord(v) {
+			continue
+		}
 		m, err := decode(k, v)
 		if err != nil {
 			return nil, false, err
 		}
 		msgs = append(msgs, m)
+	}
+	for ; k != nil && isEventRecord(v); k, v = c.Prev() {
 	}
 	for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
 		msgs[i], msgs[j] = msgs[j], msgs[i]

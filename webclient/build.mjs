@@ -10,6 +10,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const src = join(here, "src");
@@ -22,6 +23,32 @@ for (const name of await readdir(dist)) {
   if (name !== ".gitkeep") {
     await rm(join(dist, name), { recursive: true, force: true });
   }
+}
+
+// The emoji picker's data (emoji-picker-element-data), one file per page
+// language, under content-hashed names like the bundle's, so the picker
+// loads it from the page's own origin. The bundle learns the names
+// through HEARTH_EMOJI_DATA.
+const emojiData = {};
+for (const [code, file] of [["en", "en/emojibase/data.json"], ["de", "de/cldr/data.json"]]) {
+  const data = await readFile(join(here, "node_modules", "emoji-picker-element-data", file));
+  const name = `emoji-${code}-${base32(createHash("sha256").update(data).digest()).slice(0, 8)}.json`;
+  await writeFile(join(dist, name), data);
+  emojiData[code] = name;
+}
+
+function base32(buf) {
+  const abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0, value = 0, out = "";
+  for (const b of buf) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += abc[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out;
 }
 
 const result = await esbuild.build({
@@ -40,6 +67,7 @@ const result = await esbuild.build({
   minify: true,
   sourcemap: "linked",
   metafile: true,
+  define: { HEARTH_EMOJI_DATA: JSON.stringify(emojiData) },
   logLevel: "info",
 });
 

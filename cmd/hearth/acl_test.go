@@ -55,6 +55,8 @@ func aclPayload(topic string) string {
 		return msg(fmt.Sprintf("acl-%d", time.Now().UnixNano()), "matrix")
 	case hearth.TopicTyping:
 		return `{"typing":true}`
+	case hearth.TopicEvent:
+		return fmt.Sprintf(`{"id":"acl-%d","type":"reaction","target":{"from":"mum","id":"x"},"emoji":"👍"}`, time.Now().UnixNano())
 	case hearth.TopicReceipts:
 		return `{"id":"x","room":"family","seq":1,"at":"2026-01-01T00:00:00Z"}`
 	case hearth.TopicRead:
@@ -85,6 +87,9 @@ func TestACLMatrixPublish(t *testing.T) {
 		{"rooms/family/typing/{me}", [5]bool{Y, Y, Y, N, N}},
 		{"rooms/family/typing/{other}", [5]bool{N, N, N, N, N}},
 		{"rooms/parents/typing/{me}", [5]bool{Y, Y, N, N, N}},
+		{"rooms/family/events/{me}", [5]bool{Y, Y, Y, N, N}},
+		{"rooms/family/events/{other}", [5]bool{N, N, N, N, N}},
+		{"rooms/parents/events/{me}", [5]bool{Y, Y, N, N, N}},
 		{"presence/{me}", [5]bool{N, N, N, N, N}},
 		{"presence/{other}", [5]bool{N, N, N, N, N}},
 		{"users/{me}/receipts", [5]bool{N, N, N, N, Y}},
@@ -160,6 +165,9 @@ func TestACLMatrixSubscribe(t *testing.T) {
 		{"rooms/nosuch/messages/+", [5]bool{N, N, N, N, Y}},
 		{"rooms/family/typing/+", [5]bool{Y, Y, Y, Y, N}},
 		{"rooms/parents/typing/+", [5]bool{Y, Y, N, N, N}},
+		{"rooms/family/events/+", [5]bool{Y, Y, Y, Y, Y}},
+		{"rooms/parents/events/+", [5]bool{Y, Y, N, N, Y}},
+		{"rooms/nosuch/events/+", [5]bool{N, N, N, N, Y}},
 		{"presence/+", [5]bool{Y, Y, Y, Y, N}},
 		{"presence/{other}", [5]bool{Y, Y, Y, Y, N}},
 		{"users/{me}/receipts", [5]bool{Y, Y, Y, Y, N}},
@@ -223,6 +231,7 @@ func TestACLMatrixDelivery(t *testing.T) {
 	mum.publish("rooms/family/typing/mum", 0, false, `{"typing":true}`)
 	mum.publish("rooms/parents/typing/mum", 0, false, `{"typing":true}`)
 	mum.publish("home/lights", 1, false, "on")
+	mum.publish("rooms/family/events/mum", 1, false, aclPayload("rooms/family/events/mum"))
 	mum.publish("rooms/family/reads/mum", 1, false, `{"seq":1}`)
 	mum.publish("rooms/parents/reads/mum", 1, false, `{"seq":1}`)
 	mum.publish("users/mum/focus", 0, false, `{"room":"family"}`)
@@ -233,8 +242,12 @@ func TestACLMatrixDelivery(t *testing.T) {
 	// Every receipt so far is published once mum has the receipt of a
 	// marker; a second marker then follows everything in each queue.
 	mum.publish("rooms/family/messages/mum", 1, false, msg("marker-1", "marker"))
-	waitFor(t, "mum's receipts", 5*time.Second, func() bool {
-		return strings.Count(strings.Join(mum.topics(), " "), "users/mum/receipts") >= 3
+	waitFor(t, "mum's receipt of the marker", 5*time.Second, func() bool {
+		mum.mu.Lock()
+		defer mum.mu.Unlock()
+		return slices.ContainsFunc(mum.got, func(p *paho.Publish) bool {
+			return p.Topic == "users/mum/receipts" && strings.Contains(string(p.Payload), `"marker-1"`)
+		})
 	})
 	mum.publish("rooms/family/messages/mum", 1, false, msg("marker-2", "marker"))
 	for _, subject := range aclSubjects {
@@ -248,15 +261,15 @@ func TestACLMatrixDelivery(t *testing.T) {
 
 	presence := []string{"presence/dad", "presence/kid", "presence/kitchen", "presence/mum"}
 	want := map[string][]string{
-		"mum": append([]string{"$SYS", "home/lights", "rooms/family/messages/dad", "rooms/family/messages/mum",
+		"mum": append([]string{"$SYS", "home/lights", "rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/events/mum",
 			"rooms/family/typing/mum", "rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/mum/receipts",
 			"rooms/family/reads/mum", "rooms/parents/reads/mum"}, presence...),
-		"dad": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum",
+		"dad": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum",
 			"rooms/parents/messages/mum", "rooms/parents/typing/mum", "users/dad/receipts",
 			"rooms/family/reads/mum", "rooms/parents/reads/mum"}, presence...),
-		"kid":     append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/reads/mum"}, presence...),
-		"kitchen": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/reads/mum"}, presence...),
-		"bridge":  {"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/parents/messages/mum"},
+		"kid":     append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum", "rooms/family/reads/mum"}, presence...),
+		"kitchen": append([]string{"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/family/typing/mum", "rooms/family/events/mum", "rooms/family/reads/mum"}, presence...),
+		"bridge":  {"rooms/family/messages/dad", "rooms/family/messages/mum", "rooms/parents/messages/mum", "rooms/family/events/mum"},
 	}
 	for _, subject := range aclSubjects {
 		got := map[string]bool{}
@@ -297,6 +310,10 @@ func TestACLMatrixHTTP(t *testing.T) {
 		{"POST", "/api/rooms/family/messages", post, [6]int{202, 202, 202, 403, 401, 401}},
 		{"POST", "/api/rooms/parents/messages", post, [6]int{202, 202, 403, 403, 401, 401}},
 		{"POST", "/api/rooms/nosuch/messages", post, [6]int{404, 404, 404, 404, 401, 401}},
+		{"GET", "/api/rooms/family/search?q=matrix", "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"GET", "/api/rooms/parents/search?q=matrix", "", [6]int{200, 200, 403, 403, 401, 401}},
+		{"GET", "/api/rooms/nosuch/search?q=matrix", "", [6]int{404, 404, 404, 404, 401, 401}},
+		{"GET", "/api/rooms/family/search", "", [6]int{400, 400, 400, 400, 401, 401}},
 		{"POST", "/api/token", "", [6]int{200, 200, 200, 200, 401, 401}},
 		{"GET", "/api/backup", "", [6]int{200, 403, 403, 403, 401, 401}},
 		{"GET", "/api/nosuch", "", [6]int{404, 404, 404, 404, 404, 404}},

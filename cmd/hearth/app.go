@@ -16,6 +16,7 @@ import (
 
 	"github.com/hearth-home/hearth"
 	httpapi "github.com/hearth-home/hearth/api"
+	"github.com/hearth-home/hearth/attachments"
 	"github.com/hearth-home/hearth/bridge"
 	"github.com/hearth-home/hearth/broker"
 	"github.com/hearth-home/hearth/history"
@@ -45,6 +46,9 @@ type App struct {
 	api      *httpapi.API
 	reloadMu sync.Mutex
 
+	attachments    *attachments.Store
+	retentionEvery time.Duration // how often retention and the photos' sweep run
+
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
 	retention    context.CancelFunc
@@ -59,7 +63,7 @@ type App struct {
 // tune, if given, adjusts the broker's settings (tests use it to reach
 // limits quickly).
 func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (app *App, err error) {
-	a := &App{cfg: cfg, log: log, metrics: newMetrics()}
+	a := &App{cfg: cfg, log: log, metrics: newMetrics(), retentionEvery: time.Minute}
 	defer func() {
 		if err != nil {
 			a.Close(context.Background())
@@ -77,6 +81,10 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	logins := hearth.NewLoginLimiter() // MQTT and HTTP count failed logins together
 
 	a.store, err = history.Open(filepath.Join(cfg.DataDir, "history.db"))
+	if err != nil {
+		return nil, err
+	}
+	a.attachments, err = attachments.New(filepath.Join(cfg.DataDir, "attachments"), a.store)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +169,10 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		Origins:         origins,
 		Logins:          logins,
+
+		Attachments:          a.attachments,
+		MaxAttachmentBytes:   int64(cfg.Attachments.MaxBytes),
+		AttachmentsPerMinute: cfg.Attachments.PerMinute,
 	}, log.With("component", "api"))
 
 	mux := http.NewServeMux()

@@ -239,11 +239,19 @@ func (a *App) startRetention(rooms []hearth.Room) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.retention, a.retentionEnd = cancel, make(chan struct{})
+	log := a.log.With("component", "retention")
+	// The loop runs without rules too: it sweeps the photos no message
+	// refers to any more, after each pass's commits.
+	sweep := func(now time.Time) {
+		if n, err := a.attachments.Sweep(now); err != nil {
+			log.Error("attachments sweep", "error", err)
+		} else if n > 0 {
+			log.Info("deleted photos no message refers to", "attachments", n)
+		}
+	}
 	go func() {
 		defer close(a.retentionEnd)
-		if len(rules) > 0 {
-			a.store.RunRetention(ctx, rules, time.Minute, a.log.With("component", "retention"))
-		}
+		a.store.RunRetention(ctx, rules, a.retentionEvery, log, sweep)
 	}()
 }
 

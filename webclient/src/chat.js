@@ -4,10 +4,14 @@
 
 import mqtt from "mqtt";
 import { MessageList } from "./messagelist.js";
+import { Conversation, isEvent, foldedState } from "./events.js";
+import { Reads } from "./reads.js";
+import { Search } from "./search.js";
 import * as session from "./session.js";
 import { ApiError } from "./session.js";
 import { UserStore, clientIdFor, newMessageId } from "./storage.js";
 import { charCount, lastSeen } from "./text.js";
+import { t } from "./i18n.js";
 
 const PAGE = 50; // history page when opening a room or scrolling back
 const CATCH_UP_PAGE = 200; // history page when catching up after a reconnect
@@ -30,12 +34,13 @@ const TYPING_SHOW_MS = 6000; // others' typing:true is shown this long without r
 // large, ...) fails the message until the user retries it.
 const TEMPORARY = new Set([0x96, 0x97]);
 
-const REFUSAL_TEXT = {
-  0x87: "you may not write in this room",
-  0x95: "the message is too large",
-  0x99: "the server refused the message as invalid",
-  0x9a: "the server refused the message",
-};
+// The refusals with a text of their own (i18n keys refused.0x..).
+const REFUSAL_TEXT = new Set([0x87, 0x95, 0x99, 0x9a]);
+
+function refusalText(code) {
+  const hex = code.toString(16);
+  return REFUSAL_TEXT.has(code) ? t(`refused.0x${hex}`) : t("refused.other", { code: hex });
+}
 
 const decoder = new TextDecoder();
 
@@ -92,6 +97,9 @@ export class Chat {
       send: $("send"),
       count: $("count"),
     };
+    this.conv = new Conversation(this);
+    this.reads = new Reads(this);
+    this.search = new Search(this);
   }
 
   start() {
@@ -107,6 +115,8 @@ export class Chat {
     this.setComposer(null);
     this.setConn("connecting");
     this.bindEvents();
+    this.conv.bind({ signal: this.abort.signal });
+    this.search.bind({ signal: this.abort.signal });
 
     this.connect();
     this.refreshRooms();
@@ -147,7 +157,7 @@ export class Chat {
     d.typing.textContent = "";
     d.notice.textContent = "";
     d.text.value = "";
-    document.title = "hearth";
+    document.title = t("app.name");
   }
 
   // expire ends the chat because the server no longer takes the token.
@@ -310,11 +320,13 @@ export class Chat {
     this.setConn("online");
     // Presence is retained: subscribing again every time brings the current
     // state of everyone, also when the session was resumed.
-    const topics = { "presence/+": { qos: 1 } };
+    // Read marks too: they are retained.
+    const topics = { "presence/+": { qos: 1 }, "rooms/+/reads/+": { qos: 1 } };
     if (!connack.sessionPresent) {
       topics["rooms/+/messages/+"] = { qos: 1 };
       topics["rooms/+/typing/+"] = { qos: 0 };
       topics[`users/${this.me}/receipts`] = { qos: 1 };
+      topics["rooms/+/events/+"] = { qos: 1 };
     }
     this.client.subscribe(topics, (err) => {
       if (err) console.warn("hearth: subscribe:", err.message);
@@ -376,6 +388,8 @@ export class Chat {
     if (parts[0] === "rooms" && parts.length === 4 && data) {
       const [, room, kind, user] = parts;
       if (kind === "messages") this.onRoomMessage(room, user, data);
+      else if (kind === "events") this.conv.onLiveEvent(room, user, data);
+      else if (kind === "reads") this.reads.onMark(room, user, data);
       else if (kind === "typing") this.onTyping(room, user, data);
     } else if (parts[0] === "presence" && parts.length === 2) {
       this.onPresence(parts[1], data);
@@ -385,7 +399,7 @@ export class Chat {
   }
 
   setConn(state) {
-    const text = { connecting: "Connecting…", online: "Online", offline: "Offline — reconnecting…" }[state];
+    const text = t(`conn.${state}`);
     const el = this.dom.conn;
     if (el.dataset.state === state && el.textContent === text) return;
     el.dataset.state = state;
@@ -410,7 +424,7 @@ export class Chat {
         } catch (err) {
           if (this.dead) return;
           console.warn("hearth: rooms:", err.message);
-          this.notice("Could not load the rooms. Trying again when the connection is back.");
+          this.notice(t("room.loadFailed"));
         }
       } while (this.roomsAgain && !this.dead);
     })().finally(() => {
@@ -434,7 +448,8 @@ export class Chat {
       room.title = typeof r.title === "string" && r.title ? r.title : r.name;
       room.last_seq = Number.isInteger(r.last_seq) ? r.last_seq : 0;
       room.can_write = r.can_write === true;
-      room.unread = Math.max(0, room.last_seq - this.store.lastRead(r.name));
+      room.read_seq = Math.max(room.read_seq || 0, Number.isInteger(r.read_seq) ? r.read_seq : 0);
+      room.unread = Number.isInteger(r.unread) ? r.unread : Math.max(0, room.last_seq - room.read_seq);
       room.seen.clear();
     }
     for (const name of [...this.rooms.keys()]) {
@@ -480,7 +495,7 @@ export class Chat {
         room.titleEl.className = "title";
         room.readonlyEl = document.createElement("span");
         room.readonlyEl.className = "readonly";
-        room.readonlyEl.textContent = "read-only";
+        room.readonlyEl.textContent = t("room.readonly");
         room.badge = document.createElement("span");
         room.badge.className = "unread";
         room.btn.append(room.titleEl, room.readonlyEl, room.badge);
@@ -499,20 +514,20 @@ export class Chat {
     room.badge.hidden = room.unread === 0;
     room.badge.textContent = room.unread > 99 ? "99+" : String(room.unread);
     let label = room.title;
-    if (!room.can_write) label += ", read-only";
-    if (room.unread > 0) label += `, ${room.unread} unread`;
+    if (!room.can_write) label = t("room.labelReadonly", { title: label });
+    if (room.unread > 0) label = t("room.labelUnread", { label, n: room.unread });
     room.btn.setAttribute("aria-label", label);
     // The tab title counts unread messages in all rooms.
     let total = 0;
     for (const r of this.rooms.values()) total += r.unread;
-    document.title = total > 0 ? `(${total}) hearth` : "hearth";
+    document.title = total > 0 ? t("app.title.unread", { n: total }) : t("app.name");
   }
 
   showNoRooms() {
-    this.dom.title.textContent = "No rooms";
+    this.dom.title.textContent = t("room.none");
     this.dom.messages.textContent = "";
     this.setComposer(null);
-    this.notice("You cannot read any room yet. Ask the family's admin to add you to one.", 0);
+    this.notice(t("room.noneNotice"), 0);
   }
 
   /**
@@ -520,11 +535,11 @@ export class Chat {
    * marks it read. View state:
    * {room, list, loaded, loading, hasOlder, loadingOlder, catchingUp, ...}.
    */
-  openRoom(name, { focus = true } = {}) {
+  openRoom(name, { focus = true, around = 0 } = {}) {
     const room = this.rooms.get(name);
     if (!room) return;
     this.toggleSidebar(false);
-    if (this.current === name && this.view) return;
+    if (this.current === name && this.view && !around) return;
     this.stopTyping();
     this.current = name;
     this.store.setLastRoom(name);
@@ -547,23 +562,23 @@ export class Chat {
       catchUpAfterLoad: false,
     };
     this.view = view;
+    this.conv.onOpenRoom();
     this.dom.messages.dataset.more = "unknown";
     this.dom.messages.dataset.empty = "false";
 
     for (const e of this.store.outbox()) {
       if (e.room !== name) continue;
       view.list.add({
-        id: e.id,
+        ...e,
         from: this.me,
-        text: e.text,
-        ts: e.ts,
         status: e.failed ? "failed" : "sending",
         reason: e.reason,
       });
     }
     this.renderTyping();
     this.markRead();
-    this.loadLatest(view);
+    if (around) view.around = this.loadAround(view, around);
+    else this.loadLatest(view);
     if (focus && room.can_write && matchMedia("(min-width: 48rem)").matches) {
       this.dom.text.focus();
     }
@@ -585,7 +600,7 @@ export class Chat {
       if (view.catchUpAfterLoad) this.catchUp();
     } catch (err) {
       if (this.dead || view !== this.view) return;
-      this.notice("Could not load the messages. They will load when the connection is back.");
+      this.notice(t("messages.loadFailed"));
       console.warn("hearth: history:", err.message);
     } finally {
       view.loading = false;
@@ -594,6 +609,38 @@ export class Chat {
         this.dom.messages.dataset.empty = String(view.loaded && view.list.size === 0);
       }
     }
+  }
+
+  /**
+   * Shows the open room anew around seq (n messages each side), then
+   * everything newer; resolves with the new view.
+   */
+  async showAround(seq, n) {
+    if (!this.current) return null;
+    this.openRoom(this.current, { focus: false, around: seq + n + 1 });
+    const view = this.view;
+    await view.around;
+    return view === this.view ? view : null;
+  }
+
+  async loadAround(view, before) {
+    view.loading = true;
+    try {
+      const data = await this.api(
+        `/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${PAGE}&before=${before}`,
+      );
+      if (view !== this.view) return;
+      this.addPage(view, pageOf(data));
+      view.loaded = true;
+      view.hasOlder = data.has_more === true;
+      this.dom.messages.dataset.more = String(view.hasOlder);
+    } catch (err) {
+      if (!this.dead) this.notice(t("messages.loadFailed"));
+      return;
+    } finally {
+      view.loading = false;
+    }
+    await this.catchUp();
   }
 
   // loadOlder loads the page before the oldest message shown, keeping what
@@ -652,7 +699,7 @@ export class Chat {
     }
     view.catchingUp = true;
     try {
-      let after = view.list.maxSeq || 0;
+      let after = Math.max(view.list.maxSeq || 0, view.eventSeq || 0);
       for (let i = 0; i < CATCH_UP_MAX_PAGES; i++) {
         const data = await this.api(
           `/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${CATCH_UP_PAGE}&after=${after}`,
@@ -699,25 +746,32 @@ export class Chat {
   // archived: they leave the outbox (in one storage write).
   addPage(view, messages) {
     const own = [];
+    const events = [];
     for (const m of messages) {
-      if (this.addArchived(view, m)) own.push(m.id);
+      if (isEvent(m)) events.push(m);
+      else if (this.addArchived(view, m)) own.push(m.id);
     }
     this.store.removeOutbox(...own);
     for (const id of own) this.tries.delete(id);
+    if (events.length > 0) this.conv.onPageEvents(view, events);
+    this.reads.renderSeen();
   }
 
   // addArchived shows a message from the history API, and reports whether
   // it is the user's own.
   addArchived(view, m) {
-    if (!m || typeof m.id !== "string" || typeof m.text !== "string" || typeof m.from !== "string") return false;
+    if (!m || typeof m.id !== "string" || typeof m.from !== "string") return false;
     const own = m.from === this.me;
+    const state = foldedState(m);
+    if (view.list.get(m.id)) view.list.setState(m.id, state);
     view.list.add({
       id: m.id,
       from: m.from,
-      text: m.text,
       ts: m.ts,
       at: m.at,
       seq: m.seq,
+      reply_to: typeof m.reply_to === "string" ? m.reply_to : undefined,
+      ...state,
       status: own ? "saved" : undefined,
     });
     return own;
@@ -730,7 +784,9 @@ export class Chat {
     if (!room || this.dead) return;
     const seq = Math.max(room.last_seq || 0, (this.view && this.view.list.maxSeq) || 0);
     if (seq > room.last_seq) room.last_seq = seq;
-    this.store.markRead(room.name, seq);
+    // Only what a person can see counts as read.
+    if (document.hidden) return;
+    this.reads.publish(room, seq);
     room.unread = 0;
     room.seen.clear();
     this.renderUnread(room);
@@ -751,7 +807,8 @@ export class Chat {
   // Live messages and receipts
 
   onRoomMessage(room, from, data) {
-    if (typeof data.id !== "string" || typeof data.text !== "string") return;
+    const atts = Array.isArray(data.attachments) ? data.attachments.filter((a) => typeof a === "string") : [];
+    if (typeof data.id !== "string" || (typeof data.text !== "string" && atts.length === 0)) return;
     this.clearTyping(room, from);
     const own = from === this.me;
     if (room === this.current && this.view) {
@@ -760,7 +817,9 @@ export class Chat {
       this.view.list.add({
         id: data.id,
         from,
-        text: data.text,
+        text: typeof data.text === "string" ? data.text : "",
+        attachments: atts,
+        reply_to: typeof data.reply_to === "string" ? data.reply_to : undefined,
         ts: Number.isInteger(data.ts) ? data.ts : undefined,
         seq: receipt ? receipt.seq : undefined,
         at: receipt ? receipt.at : undefined,
@@ -801,11 +860,12 @@ export class Chat {
       if (room === this.current && this.view) {
         this.view.list.update(id, { seq, at, status: "saved" });
         shown = true;
-      } else if (r && this.store.lastRead(room) >= seq - 1) {
-        this.store.markRead(room, seq); // our own message does not make the room unread
       }
     }
-    if (shown) this.markRead();
+    if (shown) {
+      this.markRead();
+      this.reads.renderSeen();
+    }
   }
 
 
@@ -816,18 +876,21 @@ export class Chat {
     const room = this.current && this.rooms.get(this.current);
     if (!room || !room.can_write || !this.view) return;
     const text = cleanText(this.dom.text.value);
-    if (!text) return;
     if (charCount(text) > MAX_TEXT) {
-      this.notice(`A message can have at most ${MAX_TEXT} characters.`);
+      this.notice(t("composer.tooLong", { max: MAX_TEXT }));
       return;
     }
-    const entry = { id: newMessageId(), room: room.name, text, ts: Date.now() };
+    if (this.conv.sendEdit(text)) return;
+    const extras = this.conv.extras();
+    if (!extras || (!text && !extras.attachments)) return;
+    const entry = { id: newMessageId(), room: room.name, text, ts: Date.now(), ...extras };
+    this.conv.sent();
     // The outbox first: if the tab dies now, the message is sent after a reload.
     this.store.putOutbox(entry);
     this.dom.text.value = "";
     this.updateCount();
     this.stopTyping();
-    this.view.list.add({ id: entry.id, from: this.me, text, ts: entry.ts, status: "sending" });
+    this.view.list.add({ ...entry, from: this.me, status: "sending" });
     this.dom.messages.dataset.empty = "false";
     this.scrollToBottom();
     this.publish(entry);
@@ -840,7 +903,10 @@ export class Chat {
     if (!client || !client.connected) return;
     const tries = { at: Date.now(), pending: true };
     this.tries.set(entry.id, tries);
-    const payload = JSON.stringify({ id: entry.id, text: entry.text, ts: entry.ts });
+    const body = { id: entry.id, text: entry.text, ts: entry.ts };
+    if (entry.reply_to) body.reply_to = entry.reply_to;
+    if (Array.isArray(entry.attachments) && entry.attachments.length > 0) body.attachments = entry.attachments;
+    const payload = JSON.stringify(body);
     client.publish(`rooms/${entry.room}/messages/${this.me}`, payload, { qos: 1 }, (err) => {
       if (this.dead) return;
       tries.pending = false;
@@ -853,7 +919,7 @@ export class Chat {
       if (typeof code === "number" && code >= 0x80 && !TEMPORARY.has(code)) {
         // Refused for good: keep it (so it survives a reload), marked failed,
         // until the user retries or deletes it.
-        const reason = REFUSAL_TEXT[code] || `refused by the server (0x${code.toString(16)})`;
+        const reason = refusalText(code);
         if (this.store.patchOutbox(entry.id, { failed: true, reason }) && list) {
           list.setStatus(entry.id, "failed", reason);
         }
@@ -883,6 +949,7 @@ export class Chat {
   }
 
   onMessageClick(e) {
+    if (this.conv.onClick(e)) return;
     const btn = e.target.closest("button.retry, button.discard");
     if (!btn || !this.view) return;
     const id = btn.closest(".msg").dataset.id;
@@ -913,14 +980,14 @@ export class Chat {
     d.text.disabled = !writable;
     d.send.disabled = !writable;
     d.readonly.hidden = !room || writable;
-    d.text.placeholder = writable ? `Message ${room.title}` : "";
+    d.text.placeholder = writable ? t("composer.placeholder", { room: room.title }) : "";
   }
 
   updateCount() {
     const n = charCount(this.dom.text.value);
     const el = this.dom.count;
     el.hidden = n < SHOW_COUNT_FROM;
-    el.textContent = `${n} / ${MAX_TEXT}`;
+    el.textContent = t("composer.count", { n, max: MAX_TEXT });
     el.classList.toggle("over", n > MAX_TEXT);
     this.dom.text.setAttribute("aria-invalid", String(n > MAX_TEXT));
   }
@@ -999,8 +1066,8 @@ export class Chat {
   renderTyping() {
     const users = [...(this.typing.get(this.current) || new Map()).keys()].sort();
     let text = "";
-    if (users.length === 1) text = `${users[0]} is typing…`;
-    else if (users.length > 1) text = `${users.slice(0, -1).join(", ")} and ${users[users.length - 1]} are typing…`;
+    if (users.length === 1) text = t("typing.one", { name: users[0] });
+    else if (users.length > 1) text = t("typing.many", { names: users.slice(0, -1).join(", "), last: users[users.length - 1] });
     if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
   }
 
@@ -1028,7 +1095,7 @@ export class Chat {
       if (user === this.me) {
         const you = document.createElement("span");
         you.className = "you";
-        you.textContent = " (you)";
+        you.textContent = t("people.you");
         name.append(you);
       }
       const state = document.createElement("span");
@@ -1045,8 +1112,8 @@ export class Chat {
     const online = data.online === true;
     const seen = Number.isFinite(data.last_seen) ? data.last_seen : 0;
     li.dataset.online = String(online);
-    const text = online ? "online" : lastSeen(seen);
-    li.title = online ? `online now${seen ? `; ${lastSeen(seen)}` : ""}` : text;
+    const text = online ? t("people.online") : lastSeen(seen);
+    li.title = online ? (seen ? t("people.onlineNowSeen", { seen: lastSeen(seen) }) : t("people.onlineNow")) : text;
     li.querySelector(".state").textContent = text;
   }
 

@@ -7,8 +7,11 @@
 import { Chat } from "./chat.js";
 import * as session from "./session.js";
 import { ApiError } from "./session.js";
+import { t, translatePage } from "./i18n.js";
 
-const EXPIRED = "Your session has expired. Please log in again.";
+translatePage();
+
+const EXPIRED = t("login.expired");
 
 const $ = (id) => document.getElementById(id);
 const loginView = $("login-view");
@@ -48,7 +51,7 @@ form.addEventListener("submit", async (e) => {
   e.preventDefault();
   const name = username.value.trim();
   if (!name || !password.value) {
-    loginError.textContent = "Please enter your name and password.";
+    loginError.textContent = t("login.missing");
     return;
   }
   loginButton.disabled = true;
@@ -68,12 +71,12 @@ form.addEventListener("submit", async (e) => {
 
 function loginErrorText(err) {
   if (err instanceof ApiError) {
-    if (err.status === 401) return "Wrong name or password.";
-    if (err.status === 400) return "Please check your name and password.";
-    if (err.status === 429) return "Too many attempts. Please wait a moment and try again.";
-    return `The server could not log you in (${err.message}). Please try again.`;
+    if (err.status === 401) return t("login.wrong");
+    if (err.status === 400) return t("login.bad");
+    if (err.status === 429) return t("login.tooMany");
+    return t("login.serverError", { error: err.message });
   }
-  return "Cannot reach hearth. Check your connection and try again.";
+  return t("login.unreachable");
 }
 
 $("logout").addEventListener("click", () => {

@@ -8,6 +8,8 @@
 // seq later moves only if it would otherwise break the seq order.
 
 import { linkify, setTime, timeElement } from "./text.js";
+import { t } from "./i18n.js";
+import { renderParts, refreshQuotes } from "./parts.js";
 
 // Consecutive messages of one sender are grouped (.cont hides the repeated
 // name) unless this much time lies between them.
@@ -16,13 +18,6 @@ const GROUP_GAP_MS = 10 * 60 * 1000;
 // Own message status. A status never goes back (a late PUBACK of a retry
 // does not turn "saved" into "sent"), except failed -> sending on a retry.
 const STATUS_RANK = { sending: 0, failed: 0, sent: 1, saved: 2 };
-
-const STATUS_TITLE = {
-  sending: "Sending…",
-  sent: "Sent: the server has it",
-  saved: "Saved: stored in the family archive",
-  failed: "Not sent",
-};
 
 export class MessageList {
   /**
@@ -66,7 +61,7 @@ export class MessageList {
 
     const text = document.createElement("div");
     text.className = "text";
-    text.append(linkify(msg.text));
+    text.append(linkify(msg.text || ""));
 
     const time = msg.at || msg.ts || Date.now();
     const foot = document.createElement("div");
@@ -75,7 +70,7 @@ export class MessageList {
 
     el.append(from, text, foot);
 
-    const r = { el, from: msg.from, time, seq: null, status: null, reason: "" };
+    const r = { el, from: msg.from, time, seq: null, status: null, reason: "", msg: { ...msg } };
     this.byId.set(msg.id, r);
     if (Number.isInteger(msg.seq)) {
       this._setSeq(r, msg.seq);
@@ -89,8 +84,41 @@ export class MessageList {
       foot.append(status);
       this.setStatus(msg.id, msg.status || "sent", msg.reason);
     }
+    renderParts(this, r);
     this._regroupAround(el);
+    refreshQuotes(this, msg.id);
     return true;
+  }
+
+  /** The message data of a shown id, or null. */
+  get(id) {
+    const r = this.byId.get(id);
+    return r ? r.msg : null;
+  }
+
+  /**
+   * Changes the folded state of a shown message ({text?, edited_at?,
+   * deleted?, reactions?, attachments?}) and renders it again.
+   */
+  setState(id, patch) {
+    const r = this.byId.get(id);
+    if (!r) return;
+    Object.assign(r.msg, patch);
+    if (r.msg.deleted) {
+      r.msg.text = "";
+      r.msg.attachments = [];
+      r.msg.reactions = {};
+    }
+    const text = r.el.querySelector(".text");
+    text.textContent = "";
+    text.append(linkify(r.msg.text || ""));
+    renderParts(this, r);
+    refreshQuotes(this, id);
+  }
+
+  /** The shown message ids in order. */
+  ids() {
+    return [...this.el.querySelectorAll(".msg")].map((el) => el.dataset.id);
   }
 
   /** Merges {seq?, at?, status?, reason?} into a shown message; no-op for an unknown id. */
@@ -114,6 +142,7 @@ export class MessageList {
     if (patch.status) {
       this.setStatus(id, patch.status, patch.reason);
     }
+    if (patch.status === "saved" || Number.isInteger(patch.seq)) renderParts(this, r);
   }
 
   /** Sets an own message's status; see STATUS_RANK for the allowed moves. */
@@ -130,8 +159,8 @@ export class MessageList {
     r.status = status;
     r.el.dataset.status = status;
     const el = r.el.querySelector(".status");
-    el.textContent = status;
-    el.title = status === "failed" && reason ? `Not sent: ${reason}` : STATUS_TITLE[status];
+    el.textContent = t(`status.${status}`);
+    el.title = status === "failed" && reason ? t("status.title.failedWhy", { reason }) : t(`status.title.${status}`);
 
     // A failed message gets buttons to send it again or to drop it.
     const foot = r.el.querySelector(".foot");
@@ -142,11 +171,11 @@ export class MessageList {
       const retry = document.createElement("button");
       retry.type = "button";
       retry.className = "retry";
-      retry.textContent = "Retry";
+      retry.textContent = t("msg.retry");
       const discard = document.createElement("button");
       discard.type = "button";
       discard.className = "discard";
-      discard.textContent = "Delete";
+      discard.textContent = t("msg.discard");
       actions.append(retry, discard);
       foot.append(actions);
     } else if (status !== "failed" && actions) {
@@ -171,6 +200,7 @@ export class MessageList {
 
   _setSeq(r, seq) {
     r.seq = seq;
+    r.msg.seq = seq;
     r.el.dataset.seq = String(seq);
     if (this.minSeq === null || seq < this.minSeq) this.minSeq = seq;
     if (this.maxSeq === null || seq > this.maxSeq) this.maxSeq = seq;
