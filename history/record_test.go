@@ -3,6 +3,7 @@ package history
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/hearth-home/hearth"
@@ -40,7 +41,7 @@ func TestDecodeFast(t *testing.T) {
 			continue
 		}
 		fast++
-		if got != want {
+		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: decodeFast %+v, json.Unmarshal %+v", v, got, want)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func TestAppendKeepsFields(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Lookup = %v, %v, want found", ok, err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Lookup = %+v, want %+v", got, want)
 	}
 
@@ -564,7 +565,7 @@ func TestWriteTo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got, orig[:want]) {
+		if !reflect.DeepEqual(got, orig[:want]) {
 			t.Errorf("copy of room %s holds %d messages that differ from the original's first %d", room, len(got), want)
 		}
 	}
