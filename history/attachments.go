@@ -265,3 +265,23 @@ func (s *Store) SweepAttachments(now time.Time, unsent time.Duration) ([]string,
 	}
 	return ids, nil
 }
+
+// AttachmentIDs lists the ids of every attachment with metadata, in
+// order (hearth backup copies their files).
+func (s *Store) AttachmentIDs() ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(attBucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list attachments: %w", err)
+	}
+	return ids, nil
+}

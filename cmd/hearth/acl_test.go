@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"net/http"
 	"slices"
 	"strings"
@@ -299,6 +302,28 @@ func TestACLMatrixHTTP(t *testing.T) {
 	}
 	subjects := []string{"mum", "dad", "kid", "kitchen", "none", "forged"}
 	post := `{"text":"from the matrix"}`
+	// Photos: one dad sent to family, one mum sent to parents, one mum
+	// uploaded and never sent.
+	photo := func(w int) string {
+		var b bytes.Buffer
+		jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, w, 8)), nil)
+		return b.String()
+	}
+	upload := func(user, room string, w int) string {
+		var att struct{ ID string }
+		if code := httpDo(t, "POST", "http://"+app.HTTPAddr()+"/api/rooms/"+room+"/attachments", tokens[user], photo(w), &att); code != 201 {
+			t.Fatalf("%s uploading to %s: %d", user, room, code)
+		}
+		return att.ID
+	}
+	famPhoto, parPhoto, unsent := upload("dad", "family", 9), upload("mum", "parents", 10), upload("mum", "family", 11)
+	if _, err := app.store.Append([]hearth.Message{
+		{ID: "p1", Room: "family", From: "dad", Attachments: []string{famPhoto}},
+		{ID: "p2", Room: "parents", From: "mum", Attachments: []string{parPhoto}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	jpg := photo(12)
 	table := []struct {
 		method, path, body string
 		want               [6]int // mum, dad, kid, kitchen, no token, forged token
@@ -317,6 +342,16 @@ func TestACLMatrixHTTP(t *testing.T) {
 		{"POST", "/api/token", "", [6]int{200, 200, 200, 200, 401, 401}},
 		{"GET", "/api/backup", "", [6]int{200, 403, 403, 403, 401, 401}},
 		{"GET", "/api/nosuch", "", [6]int{404, 404, 404, 404, 404, 404}},
+		{"POST", "/api/rooms/family/attachments", jpg, [6]int{201, 201, 201, 403, 401, 401}},
+		{"POST", "/api/rooms/parents/attachments", jpg, [6]int{201, 201, 403, 403, 401, 401}},
+		{"POST", "/api/rooms/nosuch/attachments", jpg, [6]int{404, 404, 404, 404, 401, 401}},
+		{"GET", "/api/attachments/" + famPhoto, "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"GET", "/api/attachments/" + famPhoto + "/thumb", "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"GET", "/api/attachments/" + parPhoto, "", [6]int{200, 200, 404, 404, 401, 401}},
+		{"GET", "/api/attachments/" + parPhoto + "/thumb", "", [6]int{200, 200, 404, 404, 401, 401}},
+		{"GET", "/api/attachments/" + unsent, "", [6]int{200, 404, 404, 404, 401, 401}},
+		{"GET", "/api/attachments/" + unsent + "/thumb", "", [6]int{200, 404, 404, 404, 401, 401}},
+		{"GET", "/api/attachments/" + strings.Repeat("0", 64), "", [6]int{404, 404, 404, 404, 401, 401}},
 		{"GET", "/", "", [6]int{200, 200, 200, 200, 200, 200}},
 		{"GET", "/healthz", "", [6]int{200, 200, 200, 200, 200, 200}},
 		{"GET", "/readyz", "", [6]int{200, 200, 200, 200, 200, 200}},

@@ -22,6 +22,10 @@ import (
 // runs it asks the running server (GET /api/backup, as an admin, with a
 // short-lived token it makes from the token secret); otherwise it reads
 // the file itself. The copy is checked before it takes the output's name.
+// The photos the copy knows of are then copied from data_dir/attachments
+// into the directory FILE.attachments beside it, each only if it is not
+// there yet (files are named by their content and never change), so a
+// backup taken again copies only the new ones.
 func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("backup", stderr)
 	configPath := fs.String("config", "config.yaml", "configuration file")
@@ -57,6 +61,10 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("backup: the copy does not open: %w", err)
 	}
 	err = s.Check()
+	var ids []string
+	if err == nil {
+		ids, err = s.AttachmentIDs()
+	}
 	s.Close()
 	if err != nil {
 		return fmt.Errorf("backup: the copy is damaged: %w", err)
@@ -65,7 +73,79 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Fprintf(stdout, "history copied to %s (%s)\n", *out, how)
+	if len(ids) == 0 {
+		return nil
+	}
+	dir := *out + ".attachments"
+	copied, missing, err := backupAttachments(filepath.Join(cfg.DataDir, "attachments"), dir, ids)
+	if err != nil {
+		return fmt.Errorf("backup of photos: %w", err)
+	}
+	fmt.Fprintf(stdout, "photos copied to %s (%d new, %d already there", dir, copied, len(ids)-copied-missing)
+	if missing > 0 {
+		fmt.Fprintf(stdout, ", %d deleted meanwhile", missing)
+	}
+	fmt.Fprintln(stdout, ")")
 	return nil
+}
+
+// backupAttachments copies the files (and thumbnails) of ids from src to
+// dst, laid out alike, skipping those dst has. A photo whose file is gone
+// from src (swept since the history was copied) is counted as missing.
+func backupAttachments(src, dst string, ids []string) (copied, missing int, err error) {
+	for _, id := range ids {
+		if !hearth.ValidAttachmentID(id) {
+			continue
+		}
+		fresh := false
+		for _, name := range []string{id, id + "-thumb"} {
+			rel := filepath.Join(id[:2], name)
+			if _, err := os.Stat(filepath.Join(dst, rel)); err == nil {
+				continue
+			}
+			n, err := copyFile(filepath.Join(src, rel), filepath.Join(dst, rel))
+			if errors.Is(err, os.ErrNotExist) && name == id {
+				missing++
+				break
+			}
+			if err != nil {
+				return copied, missing, err
+			}
+			fresh = fresh || (n > 0 && name == id)
+		}
+		if fresh {
+			copied++
+		}
+	}
+	return copied, missing, nil
+}
+
+// copyFile copies src to dst through a temporary file and a rename.
+func copyFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".part-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, in)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, os.Rename(tmp.Name(), dst)
 }
 
 func backupFromServer(ctx context.Context, cfg hearth.Config, w io.Writer) (string, error) {
