@@ -9,6 +9,7 @@ import { ApiError } from "./session.js";
 import { UserStore, clientIdFor, newMessageId } from "./storage.js";
 import { charCount, lastSeen } from "./text.js";
 import { t } from "./i18n.js";
+import * as push from "./push.js";
 
 const PAGE = 50; // history page when opening a room or scrolling back
 const CATCH_UP_PAGE = 200; // history page when catching up after a reconnect
@@ -93,7 +94,10 @@ export class Chat {
       text: $("text"),
       send: $("send"),
       count: $("count"),
+      mute: $("mute"),
     };
+    // A deep link (/#room=NAME, from a notification) opens that room first.
+    this.wantRoom = roomFromHash();
   }
 
   start() {
@@ -126,6 +130,8 @@ export class Chat {
     if (this.dead) return;
     this.stopTyping();
     this.dead = true;
+    if (logout) this.store.clearCache();
+    this.dom.mute.hidden = true;
     this.abort.abort();
     this.intervals.forEach(clearInterval);
     clearTimeout(this.ownTyping.idle);
@@ -220,9 +226,57 @@ export class Chat {
       "visibilitychange",
       () => {
         if (!document.hidden) this.markRead();
+        this.publishFocus();
       },
       opts,
     );
+    window.addEventListener("focus", () => this.publishFocus(), opts);
+    window.addEventListener("blur", () => this.publishFocus(), opts);
+    window.addEventListener(
+      "hashchange",
+      () => {
+        const room = roomFromHash();
+        if (room && this.rooms.has(room)) this.openRoom(room);
+        else if (room) this.wantRoom = room;
+      },
+      opts,
+    );
+    d.mute.addEventListener("click", () => this.toggleMute(), opts);
+  }
+
+  // publishFocus tells the server which room this tab shows to the user
+  // (visible and focused), or none: no push for a room being read here.
+  publishFocus() {
+    if (this.dead || !this.client || !this.client.connected) return;
+    const room = !document.hidden && document.hasFocus() && this.current ? this.current : "";
+    this.client.publish(`users/${this.me}/focus`, JSON.stringify({ room }), { qos: 0 });
+  }
+
+  // toggleMute mutes or unmutes the open room for this user (no pushes).
+  async toggleMute() {
+    const room = this.current && this.rooms.get(this.current);
+    if (!room) return;
+    const want = !room.muted;
+    this.dom.mute.disabled = true;
+    try {
+      const data = await this.api(`/api/rooms/${encodeURIComponent(room.name)}/mute`, {
+        method: "PUT",
+        body: { muted: want },
+      });
+      room.muted = data && typeof data.muted === "boolean" ? data.muted : want;
+    } catch (err) {
+      if (!this.dead) this.notice(t("room.muteFailed"));
+    } finally {
+      this.dom.mute.disabled = false;
+      this.renderMute();
+    }
+  }
+
+  renderMute() {
+    const room = this.current && this.rooms.get(this.current);
+    const btn = this.dom.mute;
+    btn.hidden = !room;
+    btn.setAttribute("aria-pressed", String(!!(room && room.muted)));
   }
 
   // ------------------------------------------------------------------
@@ -230,9 +284,9 @@ export class Chat {
 
   // api calls the API with the token; a 401 ends the chat (the token is no
   // longer valid). Errors are passed on to the caller.
-  async api(path) {
+  async api(path, opts = {}) {
     try {
-      return await session.api(path, { token: this.session.token });
+      return await session.api(path, { ...opts, token: this.session.token });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) this.expire();
       throw err;
@@ -328,6 +382,7 @@ export class Chat {
     });
     this.tries.clear();
     this.flushOutbox(true);
+    this.publishFocus();
   }
 
   onOffline() {
@@ -422,7 +477,16 @@ export class Chat {
   }
 
   async loadRooms() {
-    const list = await this.api("/api/rooms");
+    let list;
+    try {
+      list = await this.api("/api/rooms");
+      if (Array.isArray(list)) this.store.cacheRooms(list);
+    } catch (err) {
+      // The server cannot be reached: start from the rooms saved last time
+      // (the MQTT connect refreshes them once it is back).
+      list = err instanceof ApiError || this.rooms.size > 0 ? null : this.store.cachedRooms();
+      if (!list) throw err;
+    }
     if (this.dead || !Array.isArray(list)) return;
     const seen = new Set();
     for (const r of list) {
@@ -436,6 +500,7 @@ export class Chat {
       room.title = typeof r.title === "string" && r.title ? r.title : r.name;
       room.last_seq = Number.isInteger(r.last_seq) ? r.last_seq : 0;
       room.can_write = r.can_write === true;
+      room.muted = r.muted === true;
       room.unread = Math.max(0, room.last_seq - this.store.lastRead(r.name));
       room.seen.clear();
     }
@@ -450,7 +515,12 @@ export class Chat {
       this.current = null;
       this.view = null;
     }
-    if (!this.current) {
+    if (this.wantRoom && this.rooms.has(this.wantRoom) && this.current !== this.wantRoom) {
+      this.current = null;
+      this.view = null;
+      this.openRoom(this.wantRoom, { focus: false });
+      this.wantRoom = null;
+    } else if (!this.current) {
       const last = this.store.lastRoom();
       const first = this.rooms.has(last) ? last : this.roomOrder[0];
       if (first) this.openRoom(first, { focus: false });
@@ -535,6 +605,8 @@ export class Chat {
     }
     this.dom.title.textContent = room.title;
     this.setComposer(room);
+    this.renderMute();
+    this.publishFocus();
     this.dom.notice.textContent = "";
 
     const view = {
@@ -577,6 +649,7 @@ export class Chat {
     try {
       const data = await this.api(`/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${PAGE}`);
       if (view !== this.view) return;
+      this.store.cachePage(view.room, pageOf(data), PAGE, true);
       this.addPage(view, pageOf(data));
       view.loaded = true;
       view.hasOlder = data.has_more === true;
@@ -587,6 +660,8 @@ export class Chat {
       if (view.catchUpAfterLoad) this.catchUp();
     } catch (err) {
       if (this.dead || view !== this.view) return;
+      // Offline: the page saved last time, until the server is back.
+      if (!(err instanceof ApiError)) this.addPage(view, this.store.cachedPage(view.room));
       this.notice(t("messages.loadFailed"));
       console.warn("hearth: history:", err.message);
     } finally {
@@ -661,6 +736,7 @@ export class Chat {
         );
         if (view !== this.view) return;
         const messages = pageOf(data);
+        this.store.cachePage(view.room, messages.filter((m) => !m.type || m.type === "message"), PAGE, false);
         const stick = this.nearBottom();
         this.addPage(view, messages);
         if (stick) this.scrollToBottom();
@@ -756,6 +832,7 @@ export class Chat {
     if (typeof data.id !== "string" || typeof data.text !== "string") return;
     this.clearTyping(room, from);
     const own = from === this.me;
+    if (room === this.current && !own && document.hidden) this.notifyHidden(room, from, data);
     if (room === this.current && this.view) {
       const receipt = own ? this.receipts.get(data.id) : null;
       const stick = this.nearBottom();
@@ -775,6 +852,7 @@ export class Chat {
       return;
     }
     const r = this.rooms.get(room);
+    if (!own && r && document.hidden && !r.seen.has(data.id)) this.notifyHidden(room, from, data);
     if (!own && r && !r.seen.has(data.id)) {
       // A message in another room: count it once, even if it comes again
       // (a sender's retry reuses the id).
@@ -783,6 +861,16 @@ export class Chat {
       r.unread++;
       this.renderUnread(r);
     }
+  }
+
+  // notifyHidden shows a message of another user as a notification while
+  // this tab is open but hidden, with the tag a push of it has, so that a
+  // push of the same message replaces it instead of doubling it.
+  notifyHidden(room, from, data) {
+    const r = this.rooms.get(room);
+    if (!r || r.muted) return;
+    const text = data.text.slice(0, 200) || t("conv.photo");
+    push.showMessage({ room, title: r.title, from, id: data.id, text }).catch(() => {});
   }
 
   // A receipt lists the messages of ours that one commit archived in one
@@ -1075,6 +1163,19 @@ export class Chat {
         if (el.textContent === text) el.textContent = "";
       }, ms);
     }
+  }
+}
+
+// roomFromHash reads a deep link, /#room=NAME, and clears it so that the
+// same link works again later.
+function roomFromHash() {
+  const m = /^#room=(.+)$/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
   }
 }
 
