@@ -3,10 +3,12 @@
 // style-HASH.css, favicon-HASH.svg, and their source maps), writes
 // index.html from src/index.html with those names, and beside every file
 // its gzip (.gz) and brotli (.br) forms, made once here at the highest
-// levels. dist/ is embedded into the hearth binary by webclient.go, which
+// levels. It also copies the manifest and icons (stable names) and builds
+// the service worker sw.js with the list of files to precache. dist/ is embedded into the hearth binary by webclient.go, which
 // serves the hashed files as immutable and index.html with an ETag.
 import * as esbuild from "esbuild";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
@@ -71,6 +73,22 @@ const result = await esbuild.build({
   logLevel: "info",
 });
 
+// boot.js runs as a classic script in <head> (the theme before the first
+// paint): an IIFE, built on its own.
+const boot = await esbuild.build({
+  entryPoints: [{ in: join(src, "boot.js"), out: "boot" }],
+  outdir: dist,
+  entryNames: "[name]-[hash]",
+  bundle: true,
+  format: "iife",
+  platform: "browser",
+  target: "es2020",
+  minify: true,
+  metafile: true,
+  logLevel: "info",
+});
+for (const [k, v] of Object.entries(boot.metafile.outputs)) result.metafile.outputs[k] = v;
+
 // The hashed name of each source file, from esbuild's metafile: entry
 // points by their entryPoint, assets (the favicon) by their only input.
 const hashed = new Map();
@@ -85,7 +103,7 @@ for (const [out, meta] of Object.entries(result.metafile.outputs)) {
 // ones. Each reference must be there exactly once, so that a change to
 // the page cannot silently keep a name that is not built.
 let page = await readFile(join(src, "index.html"), "utf8");
-for (const [attr, name] of [["href", "favicon.svg"], ["href", "style.css"], ["src", "main.js"]]) {
+for (const [attr, name] of [["href", "favicon.svg"], ["href", "style.css"], ["src", "main.js"], ["src", "boot.js"]]) {
   const ref = `${attr}="${name}"`;
   const to = hashed.get(name);
   if (!to || page.split(ref).length !== 2) {
@@ -94,6 +112,36 @@ for (const [attr, name] of [["href", "favicon.svg"], ["href", "style.css"], ["sr
   page = page.replace(ref, `${attr}="${to}"`);
 }
 await writeFile(join(dist, "index.html"), page);
+
+// Files under stable names (the installed app and the browser ask for
+// them by name): the manifest and the icons, as they are.
+const stable = ["manifest.webmanifest"];
+await copyFile(join(src, "manifest.webmanifest"), join(dist, "manifest.webmanifest"));
+for (const name of (await readdir(join(src, "icons"))).filter((n) => n.endsWith(".png")).sort()) {
+  await copyFile(join(src, "icons", name), join(dist, name));
+  stable.push(name);
+}
+
+// The service worker, at /sw.js: it precaches the shell of this build
+// ("/" for index.html, the hashed files, the stable ones); its version is
+// a hash of all their bytes, so each build makes a new sw.js and cache.
+const shell = ["/", ...[...hashed.values()].map((n) => "/" + n), ...stable.map((n) => "/" + n)];
+const version = createHash("sha256");
+for (const u of shell) {
+  version.update(u);
+  version.update(await readFile(join(dist, u === "/" ? "index.html" : u.slice(1))));
+}
+await esbuild.build({
+  entryPoints: [{ in: join(src, "sw.js"), out: "sw" }],
+  outdir: dist,
+  bundle: true,
+  format: "iife",
+  platform: "browser",
+  target: "es2020",
+  minify: true,
+  define: { __SHELL__: JSON.stringify(shell), __VERSION__: JSON.stringify(version.digest("hex").slice(0, 16)) },
+  logLevel: "info",
+});
 
 // Compressed forms of every file, kept even where they are not smaller
 // (the favicon), so that every file can be served in each encoding.

@@ -42,6 +42,9 @@ var contentTypes = map[string]string{
 	".css":  "text/css; charset=utf-8",
 	".svg":  "image/svg+xml",
 	".map":  "application/json",
+	".png":  "image/png",
+	// The web app manifest (W3C Web Application Manifest).
+	".webmanifest": "application/manifest+json",
 }
 
 // A file of the web chat, in each encoding the build made it in.

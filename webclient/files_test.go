@@ -3,6 +3,9 @@ package webclient
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"image/png"
 	"io"
 	"io/fs"
 	"net/http"
@@ -123,9 +126,14 @@ func TestHashedAssets(t *testing.T) {
 	base := server(t)
 	types := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".map": "application/json"}
 	seen := map[string]bool{}
-	todo := refs(embedded(t, "index.html"))
-	if len(todo) != 3 {
-		t.Fatalf("index.html refers to %q, want the favicon, the style sheet and the script", todo)
+	var todo []string
+	for _, r := range refs(embedded(t, "index.html")) {
+		if !strings.HasPrefix(r, "/") { // "/manifest.webmanifest" and the like: TestStableFiles
+			todo = append(todo, r)
+		}
+	}
+	if len(todo) != 4 {
+		t.Fatalf("index.html refers to %q, want the favicon, the style sheet, the boot script and the script", todo)
 	}
 	for len(todo) > 0 {
 		name := todo[0]
@@ -163,7 +171,8 @@ func TestHashedAssets(t *testing.T) {
 	entries, _ := fs.ReadDir(dist, "dist")
 	for _, e := range entries {
 		n := e.Name()
-		if n != "index.html" && !strings.HasPrefix(n, "index.html.") && !strings.HasPrefix(n, ".") && !hashedName(n) {
+		stem, _, _ := strings.Cut(n, ".")
+		if !stableFiles[stem+"."+strings.Split(n, ".")[1]] && !strings.HasPrefix(n, ".") && !hashedName(n) {
 			t.Errorf("dist/%s has no content hash in its name", n)
 		}
 	}
@@ -379,4 +388,78 @@ func (d *discard) Write(p []byte) (int, error) {
 	}
 	d.n += len(p)
 	return len(p), nil
+}
+
+// stableFiles are the files served under names without a hash (asked for
+// by name: the page, the service worker, the manifest, the icons), with
+// their content types.
+var stableFiles = map[string]bool{
+	"index.html": true, "sw.js": true, "manifest.webmanifest": true, "apple-touch-icon.png": true,
+	"icon-192.png": true, "icon-512.png": true, "maskable-192.png": true, "maskable-512.png": true,
+}
+
+// TestStableFiles: the service worker, the manifest and the icons are
+// there under their names, revalidated on every use (no-cache, with an
+// ETag), with their content types; the manifest names the icons with
+// their sizes, and the service worker precaches the hashed files that
+// index.html names.
+func TestStableFiles(t *testing.T) {
+	base := server(t)
+	types := map[string]string{"sw.js": "text/javascript; charset=utf-8", "manifest.webmanifest": "application/manifest+json"}
+	for name := range stableFiles {
+		if name == "index.html" {
+			continue
+		}
+		want := types[name]
+		if want == "" {
+			want = "image/png"
+		}
+		resp, body := fetch(t, "GET", base+"/"+name, "Accept-Encoding: br")
+		if resp.StatusCode != 200 || len(body) == 0 {
+			t.Fatalf("GET /%s: %d, %d bytes", name, resp.StatusCode, len(body))
+		}
+		if got := resp.Header.Get("Content-Type"); got != want {
+			t.Errorf("/%s: Content-Type %q, want %q", name, got, want)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
+			t.Errorf("/%s: Cache-Control %q, want no-cache", name, got)
+		}
+		if resp.Header.Get("ETag") == "" {
+			t.Errorf("/%s: no ETag", name)
+		}
+	}
+	var manifest struct {
+		StartURL string `json:"start_url"`
+		Scope    string `json:"scope"`
+		Display  string `json:"display"`
+		Icons    []struct{ Src, Sizes, Type, Purpose string }
+	}
+	if err := json.Unmarshal(embedded(t, "manifest.webmanifest"), &manifest); err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	if manifest.StartURL != "/" || manifest.Scope != "/" || manifest.Display != "standalone" {
+		t.Errorf("manifest: start_url %q, scope %q, display %q", manifest.StartURL, manifest.Scope, manifest.Display)
+	}
+	purposes := map[string]bool{}
+	for _, ic := range manifest.Icons {
+		cfg, err := png.DecodeConfig(bytes.NewReader(embedded(t, strings.TrimPrefix(ic.Src, "/"))))
+		if err != nil || fmt.Sprintf("%dx%d", cfg.Width, cfg.Height) != ic.Sizes || ic.Type != "image/png" {
+			t.Errorf("icon %s: %dx%d (%v), manifest says %s %s", ic.Src, cfg.Width, cfg.Height, err, ic.Sizes, ic.Type)
+		}
+		purposes[ic.Sizes+" "+ic.Purpose] = true
+	}
+	for _, want := range []string{"192x192 any", "512x512 any", "192x192 maskable", "512x512 maskable"} {
+		if !purposes[want] {
+			t.Errorf("manifest has no %s icon: %v", want, manifest.Icons)
+		}
+	}
+	sw := string(embedded(t, "sw.js"))
+	for _, r := range refs(embedded(t, "index.html")) {
+		if !strings.Contains(sw, `"/`+strings.TrimPrefix(r, "/")+`"`) {
+			t.Errorf("sw.js does not precache %s", r)
+		}
+	}
+	if strings.Contains(sw, ".map\"") || !strings.Contains(sw, `"/"`) {
+		t.Errorf("sw.js should precache \"/\" and no source maps")
+	}
 }

@@ -70,7 +70,9 @@ func Handler() http.Handler {
 	})
 }
 
-// csp is the page's policy. MQTT.js runs its keepalive timer in a Web
+// csp is the page's policy. worker-src 'self' lets the page register
+// its service worker (/sw.js), manifest-src 'self' load its manifest.
+// MQTT.js runs its keepalive timer in a Web
 // Worker made from a blob (so that throttled background tabs stay
 // connected), hence worker-src blob:. connect-src names the WebSocket
 // origins of the host explicitly, for browsers whose 'self' does not
@@ -80,8 +82,8 @@ func csp(host string) string {
 	if validHost(host) {
 		connect += " ws://" + host + " wss://" + host
 	}
-	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
-		"connect-src " + connect + "; worker-src blob:; " +
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; manifest-src 'self'; " +
+		"connect-src " + connect + "; worker-src 'self' blob:; " +
 		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }
 

@@ -12,6 +12,7 @@ import { ApiError } from "./session.js";
 import { UserStore, clientIdFor, newMessageId } from "./storage.js";
 import { charCount, lastSeen } from "./text.js";
 import { t } from "./i18n.js";
+import * as push from "./push.js";
 
 const PAGE = 50; // history page when opening a room or scrolling back
 const CATCH_UP_PAGE = 200; // history page when catching up after a reconnect
@@ -96,10 +97,13 @@ export class Chat {
       text: $("text"),
       send: $("send"),
       count: $("count"),
+      mute: $("mute"),
     };
     this.conv = new Conversation(this);
     this.reads = new Reads(this);
     this.search = new Search(this);
+    // A deep link (/#room=NAME, from a notification) opens that room first.
+    this.wantRoom = roomFromHash();
   }
 
   start() {
@@ -134,6 +138,8 @@ export class Chat {
     if (this.dead) return;
     this.stopTyping();
     this.dead = true;
+    if (logout) this.store.clearCache();
+    this.dom.mute.hidden = true;
     this.abort.abort();
     this.intervals.forEach(clearInterval);
     clearTimeout(this.ownTyping.idle);
@@ -228,9 +234,57 @@ export class Chat {
       "visibilitychange",
       () => {
         if (!document.hidden) this.markRead();
+        this.publishFocus();
       },
       opts,
     );
+    window.addEventListener("focus", () => this.publishFocus(), opts);
+    window.addEventListener("blur", () => this.publishFocus(), opts);
+    window.addEventListener(
+      "hashchange",
+      () => {
+        const room = roomFromHash();
+        if (room && this.rooms.has(room)) this.openRoom(room);
+        else if (room) this.wantRoom = room;
+      },
+      opts,
+    );
+    d.mute.addEventListener("click", () => this.toggleMute(), opts);
+  }
+
+  // publishFocus tells the server which room this tab shows to the user
+  // (visible and focused), or none: no push for a room being read here.
+  publishFocus() {
+    if (this.dead || !this.client || !this.client.connected) return;
+    const room = !document.hidden && document.hasFocus() && this.current ? this.current : "";
+    this.client.publish(`users/${this.me}/focus`, JSON.stringify({ room }), { qos: 0 });
+  }
+
+  // toggleMute mutes or unmutes the open room for this user (no pushes).
+  async toggleMute() {
+    const room = this.current && this.rooms.get(this.current);
+    if (!room) return;
+    const want = !room.muted;
+    this.dom.mute.disabled = true;
+    try {
+      const data = await this.api(`/api/rooms/${encodeURIComponent(room.name)}/mute`, {
+        method: "PUT",
+        body: { muted: want },
+      });
+      room.muted = data && typeof data.muted === "boolean" ? data.muted : want;
+    } catch (err) {
+      if (!this.dead) this.notice(t("room.muteFailed"));
+    } finally {
+      this.dom.mute.disabled = false;
+      this.renderMute();
+    }
+  }
+
+  renderMute() {
+    const room = this.current && this.rooms.get(this.current);
+    const btn = this.dom.mute;
+    btn.hidden = !room;
+    btn.setAttribute("aria-pressed", String(!!(room && room.muted)));
   }
 
   // ------------------------------------------------------------------
@@ -238,9 +292,9 @@ export class Chat {
 
   // api calls the API with the token; a 401 ends the chat (the token is no
   // longer valid). Errors are passed on to the caller.
-  async api(path) {
+  async api(path, opts = {}) {
     try {
-      return await session.api(path, { token: this.session.token });
+      return await session.api(path, { ...opts, token: this.session.token });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) this.expire();
       throw err;
@@ -338,6 +392,7 @@ export class Chat {
     });
     this.tries.clear();
     this.flushOutbox(true);
+    this.publishFocus();
   }
 
   onOffline() {
@@ -434,7 +489,16 @@ export class Chat {
   }
 
   async loadRooms() {
-    const list = await this.api("/api/rooms");
+    let list;
+    try {
+      list = await this.api("/api/rooms");
+      if (Array.isArray(list)) this.store.cacheRooms(list);
+    } catch (err) {
+      // The server cannot be reached: start from the rooms saved last time
+      // (the MQTT connect refreshes them once it is back).
+      list = err instanceof ApiError || this.rooms.size > 0 ? null : this.store.cachedRooms();
+      if (!list) throw err;
+    }
     if (this.dead || !Array.isArray(list)) return;
     const seen = new Set();
     for (const r of list) {
@@ -450,6 +514,7 @@ export class Chat {
       room.can_write = r.can_write === true;
       room.read_seq = Math.max(room.read_seq || 0, Number.isInteger(r.read_seq) ? r.read_seq : 0);
       room.unread = Number.isInteger(r.unread) ? r.unread : Math.max(0, room.last_seq - room.read_seq);
+      room.muted = r.muted === true;
       room.seen.clear();
     }
     for (const name of [...this.rooms.keys()]) {
@@ -463,7 +528,12 @@ export class Chat {
       this.current = null;
       this.view = null;
     }
-    if (!this.current) {
+    if (this.wantRoom && this.rooms.has(this.wantRoom) && this.current !== this.wantRoom) {
+      this.current = null;
+      this.view = null;
+      this.openRoom(this.wantRoom, { focus: false });
+      this.wantRoom = null;
+    } else if (!this.current) {
       const last = this.store.lastRoom();
       const first = this.rooms.has(last) ? last : this.roomOrder[0];
       if (first) this.openRoom(first, { focus: false });
@@ -548,6 +618,8 @@ export class Chat {
     }
     this.dom.title.textContent = room.title;
     this.setComposer(room);
+    this.renderMute();
+    this.publishFocus();
     this.dom.notice.textContent = "";
 
     const view = {
@@ -590,6 +662,7 @@ export class Chat {
     try {
       const data = await this.api(`/api/rooms/${encodeURIComponent(view.room)}/messages?limit=${PAGE}`);
       if (view !== this.view) return;
+      this.store.cachePage(view.room, pageOf(data), PAGE, true);
       this.addPage(view, pageOf(data));
       view.loaded = true;
       view.hasOlder = data.has_more === true;
@@ -600,6 +673,8 @@ export class Chat {
       if (view.catchUpAfterLoad) this.catchUp();
     } catch (err) {
       if (this.dead || view !== this.view) return;
+      // Offline: the page saved last time, until the server is back.
+      if (!(err instanceof ApiError)) this.addPage(view, this.store.cachedPage(view.room));
       this.notice(t("messages.loadFailed"));
       console.warn("hearth: history:", err.message);
     } finally {
@@ -706,6 +781,7 @@ export class Chat {
         );
         if (view !== this.view) return;
         const messages = pageOf(data);
+        this.store.cachePage(view.room, messages.filter((m) => !m.type || m.type === "message"), PAGE, false);
         const stick = this.nearBottom();
         this.addPage(view, messages);
         if (stick) this.scrollToBottom();
@@ -811,6 +887,7 @@ export class Chat {
     if (typeof data.id !== "string" || (typeof data.text !== "string" && atts.length === 0)) return;
     this.clearTyping(room, from);
     const own = from === this.me;
+    if (room === this.current && !own && document.hidden) this.notifyHidden(room, from, data);
     if (room === this.current && this.view) {
       const receipt = own ? this.receipts.get(data.id) : null;
       const stick = this.nearBottom();
@@ -832,6 +909,7 @@ export class Chat {
       return;
     }
     const r = this.rooms.get(room);
+    if (!own && r && document.hidden && !r.seen.has(data.id)) this.notifyHidden(room, from, data);
     if (!own && r && !r.seen.has(data.id)) {
       // A message in another room: count it once, even if it comes again
       // (a sender's retry reuses the id).
@@ -840,6 +918,16 @@ export class Chat {
       r.unread++;
       this.renderUnread(r);
     }
+  }
+
+  // notifyHidden shows a message of another user as a notification while
+  // this tab is open but hidden, with the tag a push of it has, so that a
+  // push of the same message replaces it instead of doubling it.
+  notifyHidden(room, from, data) {
+    const r = this.rooms.get(room);
+    if (!r || r.muted) return;
+    const text = data.text.slice(0, 200) || t("conv.photo");
+    push.showMessage({ room, title: r.title, from, id: data.id, text }).catch(() => {});
   }
 
   // A receipt lists the messages of ours that one commit archived in one
@@ -1140,6 +1228,19 @@ export class Chat {
         if (el.textContent === text) el.textContent = "";
       }, ms);
     }
+  }
+}
+
+// roomFromHash reads a deep link, /#room=NAME, and clears it so that the
+// same link works again later.
+function roomFromHash() {
+  const m = /^#room=(.+)$/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
   }
 }
 

@@ -5,6 +5,7 @@
 // MQTT CONNACK 0x86/0x87), brings the form back.
 
 import { Chat } from "./chat.js";
+import { Settings } from "./settings.js";
 import * as session from "./session.js";
 import { ApiError } from "./session.js";
 import { t, translatePage } from "./i18n.js";
@@ -21,8 +22,35 @@ const username = $("username");
 const password = $("password");
 const loginError = $("login-error");
 const loginButton = form.querySelector("button[type=submit]");
+const remember = $("remember");
 
 let chat = null;
+let settings = null;
+
+// The service worker: the page offline, installing it as an app, and
+// notifications. Registered once the page has loaded (it precaches the
+// files the page just got).
+if ("serviceWorker" in navigator) {
+  window.addEventListener("load", () => {
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((err) => {
+      console.warn("hearth: service worker:", err.message);
+    });
+  });
+  // A click on a notification while this page is open: open its room.
+  navigator.serviceWorker.addEventListener("message", (e) => {
+    const d = e.data;
+    if (chat && d && d.type === "open-room" && typeof d.room === "string") {
+      location.hash = `room=${encodeURIComponent(d.room)}`;
+    }
+  });
+}
+
+function endChat(opts) {
+  if (settings) settings.destroy();
+  settings = null;
+  if (chat) chat.destroy(opts);
+  chat = null;
+}
 
 function showLogin(message = "", name = "") {
   chatView.hidden = true;
@@ -37,14 +65,23 @@ function showChat(sess) {
   loginView.hidden = true;
   chatView.hidden = false;
   loginError.textContent = "";
-  chat = new Chat(sess, {
+  const current = new Chat(sess, {
     onExpired: () => {
-      chat = null;
+      endChat();
       session.clear();
       showLogin(EXPIRED, sess.user.name);
     },
   });
-  chat.start();
+  chat = current;
+  settings = new Settings({
+    api: (path, opts) => current.api(path, opts),
+    onSelfRevoked: () => {
+      endChat({ logout: true });
+      session.clear();
+      showLogin(t("login.revoked"), sess.user.name);
+    },
+  });
+  current.start();
 }
 
 form.addEventListener("submit", async (e) => {
@@ -57,7 +94,7 @@ form.addEventListener("submit", async (e) => {
   loginButton.disabled = true;
   loginError.textContent = "";
   try {
-    const sess = await session.login(name, password.value);
+    const sess = await session.login(name, password.value, remember.checked);
     password.value = "";
     showChat(sess);
   } catch (err) {
@@ -80,8 +117,7 @@ function loginErrorText(err) {
 }
 
 $("logout").addEventListener("click", () => {
-  if (chat) chat.destroy({ logout: true });
-  chat = null;
+  endChat({ logout: true });
   session.clear();
   showLogin();
 });

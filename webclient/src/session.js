@@ -1,7 +1,10 @@
 // The login session and the HTTP API.
 //
 // The token from POST /api/login is kept in sessionStorage: a reload of the
-// tab stays logged in, a new tab or a closed browser asks again. The same
+// tab stays logged in, a new tab or a closed browser asks again. With
+// "Stay logged in" the login is a device login (remember: true, a token
+// for a long time that can be revoked in the settings), kept in
+// localStorage: new tabs and a restarted browser stay logged in. The same
 // token is the MQTT password and the API's Bearer token.
 
 const KEY = "hearth.session";
@@ -43,25 +46,21 @@ export async function api(path, { method = "GET", token, body } = {}) {
 }
 
 /** Logs in with a password; resolves with the stored session. */
-export async function login(username, password) {
-  const data = await api("/api/login", { method: "POST", body: { username, password } });
-  return save(data);
+export async function login(username, password, remember = false) {
+  const body = remember ? { username, password, remember: true } : { username, password };
+  const data = await api("/api/login", { method: "POST", body });
+  return save(data, remember);
 }
 
 /** Trades a still valid token for a fresh one; resolves with the stored session. */
 export async function refresh(session) {
   const data = await api("/api/token", { method: "POST", token: session.token });
-  return save(data);
+  return save(data, session.remember === true, session.device);
 }
 
 /** The stored session, or null when there is none or its token has expired. */
 export function load() {
-  let s = null;
-  try {
-    s = JSON.parse(sessionStorage.getItem(KEY));
-  } catch {
-    s = null;
-  }
+  const s = stored();
   if (!valid(s) || isExpired(s)) {
     return null;
   }
@@ -70,18 +69,29 @@ export function load() {
 
 /** The user name of a stored session, expired or not (to greet them again). */
 export function storedUser() {
-  try {
-    const s = JSON.parse(sessionStorage.getItem(KEY));
-    return s && s.user && typeof s.user.name === "string" ? s.user.name : "";
-  } catch {
-    return "";
+  const s = stored();
+  return s && s.user && typeof s.user.name === "string" ? s.user.name : "";
+}
+
+// stored reads the session of this tab (sessionStorage), else the
+// device login (localStorage).
+function stored() {
+  for (const area of ["sessionStorage", "localStorage"]) {
+    try {
+      const s = JSON.parse(globalThis[area].getItem(KEY));
+      if (s) return s;
+    } catch {
+      // Unavailable storage or bad JSON: the next one.
+    }
   }
+  return null;
 }
 
 /** Forgets the session, and everything else of this tab (its MQTT client id too). */
 export function clear() {
   try {
     sessionStorage.clear();
+    localStorage.removeItem(KEY);
   } catch {
     // Storage can be unavailable (privacy modes); nothing to clear then.
   }
@@ -101,7 +111,7 @@ function valid(s) {
 // save stores an answer of /api/login or /api/token. received_at (our
 // clock) lets the token's lifetime be measured without trusting that the
 // browser's clock agrees with the server's.
-function save(data) {
+function save(data, remember = false, device = null) {
   if (!data || typeof data.token !== "string" || !data.user || typeof data.user.name !== "string") {
     throw new Error("unexpected answer from the server");
   }
@@ -110,9 +120,12 @@ function save(data) {
     expires_at: data.expires_at,
     user: { name: data.user.name, role: data.user.role },
     received_at: Date.now(),
+    remember,
+    device: data.device && typeof data.device.id === "string" ? data.device : device,
   };
   try {
-    sessionStorage.setItem(KEY, JSON.stringify(s));
+    (remember ? localStorage : sessionStorage).setItem(KEY, JSON.stringify(s));
+    (remember ? sessionStorage : localStorage).removeItem(KEY);
   } catch {
     // Without storage the session lasts as long as the page.
   }

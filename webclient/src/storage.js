@@ -1,6 +1,6 @@
 // What the chat remembers in localStorage, per user: the outbox of
-// messages not yet archived, the last seq read in each room, and the room
-// last opened. localStorage is shared by the user's tabs, so every change
+// messages not yet archived, the last seq read in each room, the room
+// last opened, and the room list and latest pages (to start offline). localStorage is shared by the user's tabs, so every change
 // reads the current value first instead of trusting a copy in memory.
 //
 // Storage can be unavailable or full; the chat then works without it.
@@ -27,6 +27,7 @@ export class UserStore {
     this.outboxKey = `hearth.outbox.${user}`;
     this.readKey = `hearth.read.${user}`;
     this.roomKey = `hearth.room.${user}`;
+    this.cacheKey = `hearth.cache.${user}`;
   }
 
   // ---- outbox: {id: {id, room, text, ts, failed?, reason?}} ----
@@ -75,6 +76,44 @@ export class UserStore {
     if (!Number.isInteger(seq) || seq <= (marks[room] || 0)) return;
     marks[room] = seq;
     write(this.readKey, marks);
+  }
+
+  // ---- for a start without the server: the room list and the latest
+  // page of each room, as the API gave them last ----
+
+  cachedRooms() {
+    const v = read(this.cacheKey, {}).rooms;
+    return Array.isArray(v) ? v : null;
+  }
+
+  cacheRooms(list) {
+    const c = read(this.cacheKey, {});
+    c.rooms = list;
+    write(this.cacheKey, c);
+  }
+
+  cachedPage(room) {
+    const pages = read(this.cacheKey, {}).pages || {};
+    return Array.isArray(pages[room]) ? pages[room] : [];
+  }
+
+  /** Saves the newest max messages of room: page replaces (fresh) or extends what is saved. */
+  cachePage(room, messages, max, fresh) {
+    const c = read(this.cacheKey, {});
+    c.pages = c.pages || {};
+    const old = fresh ? [] : c.pages[room] || [];
+    const byId = new Map([...old, ...messages].map((m) => [m.id, m]));
+    c.pages[room] = [...byId.values()].sort((a, b) => (a.seq || 0) - (b.seq || 0)).slice(-max);
+    write(this.cacheKey, c);
+  }
+
+  /** Forgets the saved rooms and pages (at logout). */
+  clearCache() {
+    try {
+      localStorage.removeItem(this.cacheKey);
+    } catch {
+      // Nothing saved then.
+    }
   }
 
   // ---- the room opened last ----
