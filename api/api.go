@@ -33,6 +33,8 @@ type Store interface {
 	LastSeq(room string) (uint64, error)
 	Page(room string, q history.Query) ([]hearth.Message, bool, error)
 	Snapshot() (*os.File, error)
+	MutedRooms(user string) (map[string]bool, error)
+	SetMuted(user, room string, muted bool) error
 }
 
 // Config is what the HTTP API needs besides the store.
@@ -49,6 +51,16 @@ type Config struct {
 	// Logins limits failed logins; share it with the broker so that MQTT
 	// and HTTP count together. nil: the API keeps its own.
 	Logins *hearth.LoginLimiter
+
+	// Devices keeps the device logins (nil: "remember" is ignored);
+	// DeviceTTL is their tokens' lifetime; DeviceCloser closes the MQTT
+	// connections of a device revoked.
+	Devices      *Devices
+	DeviceTTL    time.Duration
+	DeviceCloser DeviceCloser
+
+	// Push, if set, serves the Web Push routes.
+	Push *PushConfig
 }
 
 // API serves history and login over HTTP as JSON. Routes:
@@ -59,6 +71,9 @@ type Config struct {
 //	GET  /api/rooms/{room}/messages
 //	POST /api/rooms/{room}/messages
 //	GET  /api/backup (admins)
+//	GET  /api/devices, DELETE /api/devices/{id}
+//	GET  /api/push/key, POST and DELETE /api/push/subscriptions
+//	PUT  /api/rooms/{room}/mute
 type API struct {
 	store  Store
 	cfg    Config
@@ -85,6 +100,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/rooms/{room}/messages", a.wrap(a.authed(a.messages)))
 	mux.Handle("POST /api/rooms/{room}/messages", a.wrap(a.authed(a.post)))
 	mux.Handle("GET /api/backup", a.wrap(a.authed(a.backup)))
+	a.registerDevices(mux)
+	a.registerPush(mux)
 	mux.Handle("OPTIONS /api/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -131,7 +148,7 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 		if o := r.Header.Get("Origin"); a.cfg.Origins.Listed(o) {
 			w.Header().Set("Access-Control-Allow-Origin", o)
 			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
 			w.Header().Set("Vary", "Origin")
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -173,10 +190,15 @@ type roomJSON struct {
 	Title    string `json:"title"`
 	LastSeq  uint64 `json:"last_seq"`
 	CanWrite bool   `json:"can_write"`
+	Muted    bool   `json:"muted"`
 }
 
 func (a *API) rooms(w http.ResponseWriter, r *http.Request, u hearth.User) error {
 	out := []roomJSON{}
+	muted, err := a.store.MutedRooms(u.Name)
+	if err != nil {
+		return err
+	}
 	for _, name := range a.cfg.Policy.Rooms() {
 		if !a.cfg.Policy.CanRead(u.Name, name) {
 			continue
@@ -185,7 +207,7 @@ func (a *API) rooms(w http.ResponseWriter, r *http.Request, u hearth.User) error
 		if err != nil {
 			return err
 		}
-		out = append(out, roomJSON{Name: name, Title: a.cfg.Policy.Title(name), LastSeq: last, CanWrite: a.cfg.Policy.CanWrite(u.Name, name)})
+		out = append(out, roomJSON{Name: name, Title: a.cfg.Policy.Title(name), LastSeq: last, CanWrite: a.cfg.Policy.CanWrite(u.Name, name), Muted: muted[name]})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/hearth-home/hearth/bridge"
 	"github.com/hearth-home/hearth/broker"
 	"github.com/hearth-home/hearth/history"
+	"github.com/hearth-home/hearth/push"
 	"github.com/hearth-home/hearth/webclient"
 )
 
@@ -43,7 +44,10 @@ type App struct {
 	auth     *hearth.Authenticator
 	policy   *hearth.Policy
 	api      *httpapi.API
+	devices  *httpapi.Devices // device logins; a reload revokes those of users removed or with a new password
 	reloadMu sync.Mutex
+
+	notifier *push.Notifier // Web Push of new messages
 
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
@@ -80,6 +84,17 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
+	a.devices, err = httpapi.NewDevices(a.store, log.With("component", "devices"))
+	if err != nil {
+		return nil, fmt.Errorf("device logins: %w", err)
+	}
+	auth.SetDevices(a.devices)
+	vapid, err := push.LoadOrCreateKeys(filepath.Join(cfg.DataDir, "vapid.json"))
+	if err != nil {
+		return nil, err
+	}
+	a.notifier = push.New(push.Config{Keys: vapid, Subject: cfg.Push.Subject, Store: a.store, Policy: policy, Focus: noFocus{}},
+		log.With("component", "push"))
 
 	// The HTTP port is bound first: the page's origins name its real port.
 	var certs []tls.Certificate
@@ -140,7 +155,8 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		}
 	}
 
-	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms(), MaxReceiptBytes: cfg.MQTT.MaxMessageBytes, CommitTime: a.metrics.commit}
+	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms(), MaxReceiptBytes: cfg.MQTT.MaxMessageBytes, CommitTime: a.metrics.commit,
+		Archived: a.notifier.Archived}
 	if cfg.Bridge.BrokerURL == "" {
 		bcfg.URL, bcfg.Username, bcfg.Password = a.broker.BridgeEndpoint()
 	} else {
@@ -160,6 +176,10 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		MaxMessageBytes: cfg.MQTT.MaxMessageBytes,
 		Origins:         origins,
 		Logins:          logins,
+		Devices:         a.devices,
+		DeviceTTL:       cfg.Auth.DeviceTTL.D(),
+		DeviceCloser:    a.broker,
+		Push:            &httpapi.PushConfig{Key: vapid.Public, Store: a.store},
 	}, log.With("component", "api"))
 
 	mux := http.NewServeMux()
@@ -191,6 +211,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err := a.broker.Start(); err != nil {
 		return nil, err
 	}
+	a.notifier.Start()
 	bctx, cancel := context.WithCancel(context.Background())
 	a.bridgeCancel = cancel
 	a.bridgeDone = make(chan error, 1)
@@ -302,6 +323,9 @@ func (a *App) Close(ctx context.Context) error {
 				errs = append(errs, errors.New("bridge did not stop in time"))
 			}
 		}
+		if a.notifier != nil {
+			a.notifier.Close()
+		}
 		if a.broker != nil {
 			a.broker.Close()
 		}
@@ -317,3 +341,12 @@ func (a *App) Close(ctx context.Context) error {
 	})
 	return a.closeErr
 }
+
+// noFocus says that nobody has any room focused, so every reader gets a
+// push. It stands in for the broker's knowledge of which room each
+// connection shows: FOR THE MERGE, once broker.Broker has
+// Focused(user, room string) bool, pass a.broker as push.Config.Focus
+// and delete noFocus.
+type noFocus struct{}
+
+func (noFocus) Focused(user, room string) bool { return false }
