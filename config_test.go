@@ -327,7 +327,7 @@ func TestParseConfigValues(t *testing.T) {
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080", AllowedOrigins: []string{"https://chat.example.org", "http://localhost:5173"}, Timeouts: DefaultConfig().HTTP.Timeouts},
 		MQTT: MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20, MaxQueuedBytes: 64 << 20, MaxOfflineBytes: 256 << 20,
 			ConnectRate: ConnectRateConfig{PerAddress: 10, PerUser: 5, Burst: 30}},
-		Auth: AuthConfig{TokenTTL: Duration(24 * time.Hour)},
+		Auth: AuthConfig{TokenTTL: Duration(24 * time.Hour), DeviceTTL: Duration(8760 * time.Hour)},
 		Users: []User{
 			{Name: "mum", PasswordHash: h["secret-mum"], Role: RoleAdmin},
 			{Name: "dad", PasswordHash: h["secret-dad"], Role: RoleMember},
@@ -338,6 +338,7 @@ func TestParseConfigValues(t *testing.T) {
 			{Name: "chores", Title: "chores", Members: []string{"mum", "dad"}},
 		},
 		Bridge: BridgeConfig{ClientID: "hearth-archiver"},
+		Push:   PushConfig{Subject: "mailto:hearth@localhost"},
 	}
 	assertConfig(t, c, want)
 

@@ -353,7 +353,7 @@ func TestAPILogin(t *testing.T) {
 		{"not an object", `["kid","pw-kid"]`, 400},
 		{"null", `null`, 400},
 		{"username as number", `{"username":7,"password":"pw-kid"}`, 400},
-		{"unknown field", `{"username":"kid","password":"pw-kid","remember":true}`, 400},
+		{"unknown field", `{"username":"kid","password":"pw-kid","remember_me":true}`, 400},
 		{"trailing data", `{"username":"kid","password":"pw-kid"} x`, 400},
 		{"trailing object", `{"username":"kid","password":"pw-kid"}{}`, 400},
 		{"trailing brace", `{"username":"kid","password":"pw-kid"}}`, 400},
@@ -412,13 +412,14 @@ func TestAPIRooms(t *testing.T) {
 		Title    string `json:"title"`
 		LastSeq  uint64 `json:"last_seq"`
 		CanWrite bool   `json:"can_write"`
+		Muted    bool   `json:"muted"`
 	}
 	var (
-		family   = room{"family", "Family", 3, true}
-		familyRO = room{"family", "Family", 3, false}
-		parents  = room{"parents", "parents", 2, true}
-		porch    = room{"porch", "porch", 0, true}
-		porchRO  = room{"porch", "porch", 0, false}
+		family   = room{"family", "Family", 3, true, false}
+		familyRO = room{"family", "Family", 3, false, false}
+		parents  = room{"parents", "parents", 2, true, false}
+		porch    = room{"porch", "porch", 0, true, false}
+		porchRO  = room{"porch", "porch", 0, false, false}
 	)
 	tests := []struct {
 		user string
