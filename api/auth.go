@@ -82,9 +82,13 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Remember && a.cfg.Devices != nil {
-		dev, err := a.cfg.Devices.Add(u.Name, DeviceName(r.UserAgent()))
+		dev, evicted, err := a.cfg.Devices.Add(u.Name, DeviceName(r.UserAgent()))
 		if err != nil {
 			return err
+		}
+		if evicted != "" && a.cfg.DeviceCloser != nil {
+			a.cfg.DeviceCloser.CloseDevice(evicted)
+			a.log.Info("device login revoked: the user has too many", "user", u.Name, "device", evicted, "limit", MaxDevices)
 		}
 		a.log.Info("device login", "user", u.Name, "device", dev.ID, "name", dev.Name)
 		return a.issueDevice(w, u, dev)

@@ -87,19 +87,39 @@ func (d *Devices) DeviceActive(user, id string) bool {
 	return true
 }
 
-// Add makes a new device login of user named name.
-func (d *Devices) Add(user, name string) (history.Device, error) {
+// MaxDevices is the most device logins one user keeps: a new one past it
+// revokes the one least recently used.
+const MaxDevices = 50
+
+// Add makes a new device login of user named name. It returns the id of
+// a device it revoked to stay within MaxDevices, or "".
+func (d *Devices) Add(user, name string) (dev history.Device, evicted string, err error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	now := d.now().UnixMilli()
-	dev := history.Device{ID: hex.EncodeToString(b[:]), User: user, Name: name, CreatedAt: now, LastUsed: now}
+	dev = history.Device{ID: hex.EncodeToString(b[:]), User: user, Name: name, CreatedAt: now, LastUsed: now}
 	if err := d.store.AddDevice(dev); err != nil {
-		return history.Device{}, err
+		return history.Device{}, "", err
 	}
 	d.mu.Lock()
 	d.byID[dev.ID] = &dev
+	n, oldest := 0, (*history.Device)(nil)
+	for _, o := range d.byID {
+		if o.User == user {
+			n++
+			if oldest == nil || o.LastUsed < oldest.LastUsed || o.LastUsed == oldest.LastUsed && o.CreatedAt < oldest.CreatedAt {
+				oldest = o
+			}
+		}
+	}
 	d.mu.Unlock()
-	return dev, nil
+	if n > MaxDevices {
+		evicted = oldest.ID
+		if _, err := d.Remove(user, evicted); err != nil {
+			d.log.Warn("device login: removing the least recently used", "device", evicted, "error", err)
+		}
+	}
+	return dev, evicted, nil
 }
 
 // Of returns user's device logins, oldest first.
