@@ -66,13 +66,8 @@ func (s *Store) Devices() ([]Device, error) {
 func (s *Store) DeleteDevice(user, id string) (bool, error) {
 	found := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(devicesBucket)
-		if b == nil {
-			return nil
-		}
-		var d Device
-		v := b.Get([]byte(id))
-		if v == nil || json.Unmarshal(v, &d) != nil || d.User != user {
+		b, d, ok := device(tx, id)
+		if !ok || d.User != user {
 			return nil
 		}
 		found = true
@@ -84,13 +79,8 @@ func (s *Store) DeleteDevice(user, id string) (bool, error) {
 // TouchDevice sets the last use of device id to at, if it still exists.
 func (s *Store) TouchDevice(id string, at int64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(devicesBucket)
-		if b == nil {
-			return nil
-		}
-		var d Device
-		v := b.Get([]byte(id))
-		if v == nil || json.Unmarshal(v, &d) != nil {
+		b, d, ok := device(tx, id)
+		if !ok {
 			return nil
 		}
 		d.LastUsed = at
@@ -100,4 +90,15 @@ func (s *Store) TouchDevice(id string, at int64) error {
 		}
 		return b.Put([]byte(id), nv)
 	})
+}
+
+// device reads device id in tx, and returns its bucket too.
+func device(tx *bolt.Tx, id string) (*bolt.Bucket, Device, bool) {
+	var d Device
+	b := tx.Bucket(devicesBucket)
+	if b == nil {
+		return nil, d, false
+	}
+	v := b.Get([]byte(id))
+	return b, d, v != nil && json.Unmarshal(v, &d) == nil
 }

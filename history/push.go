@@ -42,6 +42,22 @@ func userKey(user, rest string) []byte {
 	return append(k, rest...)
 }
 
+// eachOf calls f for each key of user (user NUL ...) in b, which may be
+// nil, until f fails.
+func eachOf(b *bolt.Bucket, user string, f func(k, v []byte) error) error {
+	if b == nil {
+		return nil
+	}
+	prefix := userKey(user, "")
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if err := f(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // AddPushSubscription stores sub for its user. The same endpoint again
 // replaces the old one; a new endpoint of a user who has max already
 // fails with ErrTooManySubscriptions.
@@ -61,11 +77,7 @@ func (s *Store) AddPushSubscription(sub PushSubscription, max int) error {
 		key := userKey(sub.User, sub.Endpoint)
 		if b.Get(key) == nil {
 			n := 0
-			prefix := userKey(sub.User, "")
-			c := b.Cursor()
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				n++
-			}
+			_ = eachOf(b, sub.User, func(_, _ []byte) error { n++; return nil })
 			if n >= max {
 				return ErrTooManySubscriptions
 			}
@@ -97,20 +109,14 @@ func (s *Store) DeletePushSubscription(user, endpoint string) (bool, error) {
 func (s *Store) PushSubscriptions(user string) ([]PushSubscription, error) {
 	var out []PushSubscription
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(pushBucket)
-		if b == nil {
-			return nil
-		}
-		prefix := userKey(user, "")
-		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		return eachOf(tx.Bucket(pushBucket), user, func(k, v []byte) error {
 			var sub PushSubscription
 			if err := json.Unmarshal(v, &sub); err != nil {
 				return fmt.Errorf("push subscription %q: %w", k, err)
 			}
 			out = append(out, sub)
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
 }
@@ -142,16 +148,10 @@ func (s *Store) SetMuted(user, room string, muted bool) error {
 func (s *Store) MutedRooms(user string) (map[string]bool, error) {
 	out := map[string]bool{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(mutesBucket)
-		if b == nil {
+		return eachOf(tx.Bucket(mutesBucket), user, func(k, _ []byte) error {
+			out[string(k[len(user)+1:])] = true
 			return nil
-		}
-		prefix := userKey(user, "")
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			out[string(k[len(prefix):])] = true
-		}
-		return nil
+		})
 	})
 	return out, err
 }
