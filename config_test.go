@@ -175,6 +175,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "token_ttl bare number", edits: []string{"token_ttl: 24h", "token_ttl: 5"}, want: []string{"auth.token_ttl: bare number 5 needs a unit"}},
 		{name: "token_ttl zero", edits: []string{"token_ttl: 24h", "token_ttl: 0"}, want: []string{"auth.token_ttl: must be above 0"}},
 		{name: "token_ttl too long", edits: []string{"token_ttl: 24h", "token_ttl: 366d"}, want: []string{"auth.token_ttl: must be above 0 and at most 8760h"}},
+		{name: "device_ttl zero", edits: []string{"token_ttl: 24h", "token_ttl: 24h\n  device_ttl: 0"}, want: []string{"auth.device_ttl: must be above 0 and at most 87600h"}},
+		{name: "device_ttl too long", edits: []string{"token_ttl: 24h", "token_ttl: 24h\n  device_ttl: 3651d"}, want: []string{"auth.device_ttl: must be above 0"}},
+		{name: "push subject not mailto or https", edits: []string{"data_dir: ./data", "data_dir: ./data\npush: {subject: \"http://x\"}"}, want: []string{`push.subject: must be mailto:ADDRESS or an https:// URL, got "http://x"`}},
+		{name: "push subject mailto without address", edits: []string{"data_dir: ./data", "data_dir: ./data\npush: {subject: \"mailto:\"}"}, want: []string{`push.subject: must be mailto:ADDRESS`}},
 		{name: "token_ttl in days", edits: []string{"token_ttl: 24h", "token_ttl: 30d"}, check: func(t *testing.T, c Config) {
 			if got, want := c.Auth.TokenTTL.D(), 30*24*time.Hour; got != want {
 				t.Errorf("token_ttl = %v, want %v", got, want)
