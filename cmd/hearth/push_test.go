@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
@@ -19,6 +20,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -316,6 +318,10 @@ func TestPush(t *testing.T) {
 		}
 	}
 	open(dad2, ps.waitPush(t, "/push/dad2", 1))
+	// The same message again is a duplicate: archived once, pushed once.
+	if code := api(t, app, "POST", "/api/rooms/family/messages", tok["mum"], map[string]string{"id": id1, "text": "dinner is ready"}, nil); code != 202 {
+		t.Fatalf("posting again: %d", code)
+	}
 
 	// kid mutes family: the next message reaches dad only.
 	var muted struct{ Muted bool }
@@ -464,5 +470,27 @@ func TestPushSubscriptions(t *testing.T) {
 	}
 	if code := api(t, app, "PUT", "/api/rooms/parents/mute", kid, map[string]bool{"muted": true}, nil); code != 403 {
 		t.Errorf("kid muting parents: %d, want 403", code)
+	}
+}
+
+// TestVAPIDFileBroken: a vapid.json that cannot be read as keys stops the
+// start with an error naming it, and is left as it was.
+func TestVAPIDFileBroken(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.DataDir, "vapid.json")
+	os.WriteFile(path, []byte(`{"public_key":"x"`), 0o600)
+	app, err := Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		app.Close(context.Background())
+		t.Fatal("hearth started with a broken vapid.json")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name %s", err, path)
+	}
+	if b, _ := os.ReadFile(path); string(b) != `{"public_key":"x"` {
+		t.Errorf("vapid.json was changed to %s", b)
 	}
 }
