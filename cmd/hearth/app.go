@@ -48,6 +48,7 @@ type App struct {
 	reloadMu sync.Mutex
 
 	notifier *push.Notifier // Web Push of new messages
+	focus    brokerFocus    // who has which room open, for the notifier
 
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
@@ -93,7 +94,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
-	a.notifier = push.New(push.Config{Keys: vapid, Subject: cfg.Push.Subject, Store: a.store, Policy: policy, Focus: noFocus{}},
+	a.notifier = push.New(push.Config{Keys: vapid, Subject: cfg.Push.Subject, Store: a.store, Policy: policy, Focus: &a.focus},
 		log.With("component", "push"))
 
 	// The HTTP port is bound first: the page's origins name its real port.
@@ -147,6 +148,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
+	a.focus.set(a.broker)
 
 	if cfg.Metrics.Addr != "" {
 		a.metricsLn, err = net.Listen("tcp", cfg.Metrics.Addr)
@@ -342,11 +344,20 @@ func (a *App) Close(ctx context.Context) error {
 	return a.closeErr
 }
 
-// noFocus says that nobody has any room focused, so every reader gets a
-// push. It stands in for the broker's knowledge of which room each
-// connection shows: FOR THE MERGE, once broker.Broker has
-// Focused(user, room string) bool, pass a.broker as push.Config.Focus
-// and delete noFocus.
-type noFocus struct{}
+// brokerFocus asks the broker which rooms users have open and focused
+// (broker.Broker.Focused), so that nobody is pushed a message of a room
+// they are looking at.
+//
+// FOR THE MERGE: until the broker has Focused(user, room string) bool,
+// this says false for everyone (every reader is pushed); once it has, set
+// picks it up by itself. The merge may then replace brokerFocus with
+// a.broker itself.
+type brokerFocus struct{ f push.Focus }
 
-func (noFocus) Focused(user, room string) bool { return false }
+func (b *brokerFocus) set(br any) {
+	if f, ok := br.(push.Focus); ok {
+		b.f = f
+	}
+}
+
+func (b *brokerFocus) Focused(user, room string) bool { return b.f != nil && b.f.Focused(user, room) }

@@ -494,3 +494,40 @@ func TestVAPIDFileBroken(t *testing.T) {
 		t.Errorf("vapid.json was changed to %s", b)
 	}
 }
+
+// TestPushNotWhileFocused: a user whose MQTT connection shows the room
+// (users/{me}/focus) gets no push of it; once it does not, they do. It
+// needs the broker to keep the focus of connections.
+func TestPushNotWhileFocused(t *testing.T) {
+	app := startApp(t, testConfig(t, t.TempDir()))
+	focus, ok := any(app.broker).(push.Focus)
+	if !ok {
+		t.Skip("the broker does not keep the focus of connections (users/{me}/focus) yet")
+	}
+	ps := newPushService(t)
+	mum, dad, kid := login(t, app, "mum"), login(t, app, "dad"), login(t, app, "kid")
+	for u, tok := range map[string]string{"dad": dad, "kid": kid} {
+		if code := api(t, app, "POST", "/api/push/subscriptions", tok, newSubscriber(t, ps.srv.URL+"/push/"+u).json(), nil); code != 201 {
+			t.Fatalf("%s subscribing: %d", u, code)
+		}
+	}
+	post := func(text string) {
+		t.Helper()
+		if code := api(t, app, "POST", "/api/rooms/family/messages", mum, map[string]string{"text": text}, nil); code != 202 {
+			t.Fatalf("post: %d", code)
+		}
+	}
+	c := mustDial(t, app.MQTTAddr(), "dad", connectOpts{password: dad})
+	c.publish("users/dad/focus", 0, false, `{"room":"family"}`)
+	waitFor(t, "dad's focus on family", 5*time.Second, func() bool { return focus.Focused("dad", "family") })
+	post("while dad looks")
+	ps.waitPush(t, "/push/kid", 1)
+	c.publish("users/dad/focus", 0, false, `{"room":""}`)
+	waitFor(t, "dad's focus gone", 5*time.Second, func() bool { return !focus.Focused("dad", "family") })
+	post("while dad is away")
+	ps.waitPush(t, "/push/kid", 2)
+	ps.waitPush(t, "/push/dad", 1)
+	if n := len(ps.requests("/push/dad")); n != 1 {
+		t.Errorf("dad got %d pushes, want 1 (none while he had family focused)", n)
+	}
+}
