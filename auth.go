@@ -35,7 +35,21 @@ type Authenticator struct {
 	// bcrypt limits how many password checks run at once: each costs tens
 	// of milliseconds of CPU, and a flood of them must not starve the rest.
 	bcrypt chan struct{}
+	// devices says which device logins still exist (SetDevices); a
+	// device token of no device is refused.
+	devices atomic.Pointer[DeviceChecker]
 }
+
+// DeviceChecker says whether a device login (POST /api/login with
+// "remember") still exists: revoked devices are gone. It is asked at
+// every token check, so it must not touch the disk each time.
+type DeviceChecker interface {
+	DeviceActive(user, id string) bool
+}
+
+// SetDevices makes d the judge of device tokens. Until it is called,
+// every device token is refused.
+func (a *Authenticator) SetDevices(d DeviceChecker) { a.devices.Store(&d) }
 
 // NewAuthenticator returns an Authenticator for users, signing tokens with
 // secret (at least 32 bytes).
@@ -70,6 +84,9 @@ func (a *Authenticator) user(name string) (User, bool) {
 // password hash: changing the hash in config invalidates old tokens.
 type tokenClaims struct {
 	HV string `json:"hv"`
+	// Dev is the device id of a device login ("stay logged in"): the
+	// token is good only while that device exists.
+	Dev string `json:"dev,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -98,6 +115,13 @@ func (a *Authenticator) CheckPassword(name, password string) (User, error) {
 
 // Issue returns a token for user valid for ttl, and its expiry.
 func (a *Authenticator) Issue(name string, ttl time.Duration) (string, time.Time, error) {
+	return a.IssueDevice(name, "", ttl)
+}
+
+// IssueDevice returns a token of the device login device (an id the
+// DeviceChecker knows) for user, valid for ttl, and its expiry; "" is
+// an ordinary token.
+func (a *Authenticator) IssueDevice(name, device string, ttl time.Duration) (string, time.Time, error) {
 	u, ok := a.user(name)
 	if !ok {
 		return "", time.Time{}, fmt.Errorf("issue token: unknown user %q", name)
@@ -108,7 +132,8 @@ func (a *Authenticator) Issue(name string, ttl time.Duration) (string, time.Time
 	now := a.now()
 	exp := now.Add(ttl).Truncate(time.Second)
 	claims := tokenClaims{
-		HV: hashVersion(u.PasswordHash),
+		HV:  hashVersion(u.PasswordHash),
+		Dev: device,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    tokenIssuer,
 			Subject:   u.Name,
@@ -127,6 +152,14 @@ func (a *Authenticator) Issue(name string, ttl time.Duration) (string, time.Time
 // algorithms, unknown users and tokens issued before a password change
 // all fail with ErrBadCredentials.
 func (a *Authenticator) Verify(token string) (User, error) {
+	u, _, err := a.VerifyDevice(token)
+	return u, err
+}
+
+// VerifyDevice is Verify that also returns the token's device id ("" for
+// a token of no device login). The token of a device that no longer
+// exists fails with ErrBadCredentials.
+func (a *Authenticator) VerifyDevice(token string) (User, string, error) {
 	var c tokenClaims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -135,27 +168,41 @@ func (a *Authenticator) Verify(token string) (User, error) {
 		jwt.WithTimeFunc(a.now),
 	)
 	if err != nil {
-		return User{}, ErrBadCredentials
+		return User{}, "", ErrBadCredentials
 	}
 	u, ok := a.user(c.Subject)
 	if !ok || c.HV != hashVersion(u.PasswordHash) {
-		return User{}, ErrBadCredentials
+		return User{}, "", ErrBadCredentials
 	}
-	return u, nil
+	if c.Dev != "" {
+		d := a.devices.Load()
+		if d == nil || !(*d).DeviceActive(u.Name, c.Dev) {
+			return User{}, "", ErrBadCredentials
+		}
+	}
+	return u, c.Dev, nil
 }
 
 // Login accepts either the user's password or a token of that user, as
 // MQTT CONNECT does. Something shaped like a token is only tried as one,
 // so a token never costs a bcrypt comparison.
 func (a *Authenticator) Login(name, secret string) (User, error) {
+	u, _, err := a.LoginDevice(name, secret)
+	return u, err
+}
+
+// LoginDevice is Login that also returns the device id of a device
+// login's token ("" for a password or another token).
+func (a *Authenticator) LoginDevice(name, secret string) (User, string, error) {
 	if LooksLikeToken(secret) {
-		u, err := a.Verify(secret)
+		u, dev, err := a.VerifyDevice(secret)
 		if err != nil || u.Name != name {
-			return User{}, ErrBadCredentials
+			return User{}, "", ErrBadCredentials
 		}
-		return u, nil
+		return u, dev, nil
 	}
-	return a.CheckPassword(name, secret)
+	u, err := a.CheckPassword(name, secret)
+	return u, "", err
 }
 
 // LooksLikeToken reports whether s has a JWT's shape: three base64url

@@ -43,6 +43,14 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Attachments are the limits of photo uploads.
 	Attachments AttachmentsConfig `yaml:"attachments"`
+	Push        PushConfig        `yaml:"push"`
+}
+
+// PushConfig is about Web Push notifications. Subject is the contact a
+// push service may use (the VAPID "sub" claim): mailto:ADDRESS or an
+// https:// URL.
+type PushConfig struct {
+	Subject string `yaml:"subject"`
 }
 
 // AttachmentsConfig limits photo uploads (POST
@@ -159,6 +167,9 @@ type TLSConfig struct {
 type AuthConfig struct {
 	TokenTTL        Duration `yaml:"token_ttl"`
 	TokenSecretFile string   `yaml:"token_secret_file"`
+	// DeviceTTL is the lifetime of a device login's token (POST
+	// /api/login with "remember"), renewed by each refresh.
+	DeviceTTL Duration `yaml:"device_ttl"`
 }
 
 // User is a configured user. PasswordHash is a bcrypt hash.
@@ -206,6 +217,7 @@ const (
 	MinMessageBytes = 256
 	MaxMessageBytes = 268435455 // the largest MQTT packet
 	MaxTokenTTL     = 8760 * time.Hour
+	MaxDeviceTTL    = 10 * 8760 * time.Hour
 	MaxTitleLen     = 64    // characters
 	MaxTopicBytes   = 65600 // the longest MQTT topic, and what a queued message costs besides
 )
@@ -231,9 +243,10 @@ func DefaultConfig() Config {
 			MaxOfflineBytes:       256 << 20,
 			ConnectRate:           ConnectRateConfig{PerAddress: 10, PerUser: 5, Burst: 30},
 		},
-		Auth:        AuthConfig{TokenTTL: Duration(24 * time.Hour)},
+		Auth:        AuthConfig{TokenTTL: Duration(24 * time.Hour), DeviceTTL: Duration(8760 * time.Hour)},
 		Bridge:      BridgeConfig{ClientID: "hearth-archiver"},
 		Attachments: AttachmentsConfig{MaxBytes: 20 << 20, PerMinute: 30},
+		Push:        PushConfig{Subject: "mailto:hearth@localhost"},
 	}
 }
 
@@ -733,6 +746,12 @@ func (c *Config) Validate() error {
 	if ttl := c.Auth.TokenTTL.D(); ttl <= 0 || ttl > MaxTokenTTL {
 		add("auth.token_ttl", "must be above 0 and at most 8760h (a year), got %s", c.Auth.TokenTTL)
 	}
+	if ttl := c.Auth.DeviceTTL.D(); ttl <= 0 || ttl > MaxDeviceTTL {
+		add("auth.device_ttl", "must be above 0 and at most 87600h (ten years), got %s", c.Auth.DeviceTTL)
+	}
+	if sub := c.Push.Subject; !validPushSubject(sub) {
+		add("push.subject", "must be mailto:ADDRESS or an https:// URL, got %q", sub)
+	}
 
 	// Users.
 	if len(c.Users) == 0 {
@@ -958,4 +977,14 @@ func checkBrokerURL(s string) error {
 		return fmt.Errorf("%q: no host, want e.g. mqtt://host:1883", s)
 	}
 	return nil
+}
+
+// validPushSubject reports whether s is mailto:something or an https://
+// URL with a host.
+func validPushSubject(s string) bool {
+	if addr, ok := strings.CutPrefix(s, "mailto:"); ok {
+		return strings.Contains(addr, "@") && !strings.ContainsAny(addr, " \t\r\n")
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != ""
 }

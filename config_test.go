@@ -182,6 +182,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "token_ttl bare number", edits: []string{"token_ttl: 24h", "token_ttl: 5"}, want: []string{"auth.token_ttl: bare number 5 needs a unit"}},
 		{name: "token_ttl zero", edits: []string{"token_ttl: 24h", "token_ttl: 0"}, want: []string{"auth.token_ttl: must be above 0"}},
 		{name: "token_ttl too long", edits: []string{"token_ttl: 24h", "token_ttl: 366d"}, want: []string{"auth.token_ttl: must be above 0 and at most 8760h"}},
+		{name: "device_ttl zero", edits: []string{"token_ttl: 24h", "token_ttl: 24h\n  device_ttl: 0"}, want: []string{"auth.device_ttl: must be above 0 and at most 87600h"}},
+		{name: "device_ttl too long", edits: []string{"token_ttl: 24h", "token_ttl: 24h\n  device_ttl: 3651d"}, want: []string{"auth.device_ttl: must be above 0"}},
+		{name: "push subject not mailto or https", edits: []string{"data_dir: ./data", "data_dir: ./data\npush: {subject: \"http://x\"}"}, want: []string{`push.subject: must be mailto:ADDRESS or an https:// URL, got "http://x"`}},
+		{name: "push subject mailto without address", edits: []string{"data_dir: ./data", "data_dir: ./data\npush: {subject: \"mailto:\"}"}, want: []string{`push.subject: must be mailto:ADDRESS`}},
 		{name: "token_ttl in days", edits: []string{"token_ttl: 24h", "token_ttl: 30d"}, check: func(t *testing.T, c Config) {
 			if got, want := c.Auth.TokenTTL.D(), 30*24*time.Hour; got != want {
 				t.Errorf("token_ttl = %v, want %v", got, want)
@@ -334,7 +338,7 @@ func TestParseConfigValues(t *testing.T) {
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080", AllowedOrigins: []string{"https://chat.example.org", "http://localhost:5173"}, Timeouts: DefaultConfig().HTTP.Timeouts},
 		MQTT: MQTTConfig{Addr: "", MaxMessageBytes: 16384, PublishRate: 50, PublishBurst: 200, MaxConnections: 1000, MaxConnectionsPerUser: 20, MaxQueuedBytes: 64 << 20, MaxOfflineBytes: 256 << 20,
 			ConnectRate: ConnectRateConfig{PerAddress: 10, PerUser: 5, Burst: 30}},
-		Auth: AuthConfig{TokenTTL: Duration(24 * time.Hour)},
+		Auth: AuthConfig{TokenTTL: Duration(24 * time.Hour), DeviceTTL: Duration(8760 * time.Hour)},
 		Users: []User{
 			{Name: "mum", PasswordHash: h["secret-mum"], Role: RoleAdmin},
 			{Name: "dad", PasswordHash: h["secret-dad"], Role: RoleMember},
@@ -346,6 +350,7 @@ func TestParseConfigValues(t *testing.T) {
 		},
 		Bridge:      BridgeConfig{ClientID: "hearth-archiver"},
 		Attachments: AttachmentsConfig{MaxBytes: 20 << 20, PerMinute: 30},
+		Push:        PushConfig{Subject: "mailto:hearth@localhost"},
 	}
 	assertConfig(t, c, want)
 

@@ -39,6 +39,8 @@ type Store interface {
 	Search(room, q string, limit int) ([]hearth.Message, error)
 	Snapshot() (*os.File, error)
 	Unread(room string, after uint64, except string, limit int) (int, error)
+	MutedRooms(user string) (map[string]bool, error)
+	SetMuted(user, room string, muted bool) error
 }
 
 // ReadMarks gives each user's read mark of a room (broker.Broker).
@@ -69,6 +71,16 @@ type Config struct {
 	Attachments          *attachments.Store
 	MaxAttachmentBytes   int64 // the largest upload (attachments.max_bytes); 0: 20 MiB
 	AttachmentsPerMinute int   // uploads per user per minute (attachments.per_minute); 0: no limit
+
+	// Devices keeps the device logins (nil: "remember" is ignored);
+	// DeviceTTL is their tokens' lifetime; DeviceCloser closes the MQTT
+	// connections of a device revoked.
+	Devices      *Devices
+	DeviceTTL    time.Duration
+	DeviceCloser DeviceCloser
+
+	// Push, if set, serves the Web Push routes.
+	Push *PushConfig
 }
 
 // API serves history and login over HTTP as JSON. Routes:
@@ -83,6 +95,9 @@ type Config struct {
 //	POST /api/rooms/{room}/attachments
 //	GET  /api/attachments/{id}
 //	GET  /api/attachments/{id}/thumb
+//	GET  /api/devices, DELETE /api/devices/{id}
+//	GET  /api/push/key, POST and DELETE /api/push/subscriptions
+//	PUT  /api/rooms/{room}/mute
 type API struct {
 	store   Store
 	cfg     Config
@@ -117,6 +132,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		mux.Handle("GET /api/attachments/{id}", a.wrap(a.authedQuery(a.attachment(false))))
 		mux.Handle("GET /api/attachments/{id}/thumb", a.wrap(a.authedQuery(a.attachment(true))))
 	}
+	a.registerDevices(mux)
+	a.registerPush(mux)
 	mux.Handle("OPTIONS /api/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -163,7 +180,7 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 		if o := r.Header.Get("Origin"); a.cfg.Origins.Listed(o) {
 			w.Header().Set("Access-Control-Allow-Origin", o)
 			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
 			w.Header().Set("Vary", "Origin")
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -207,10 +224,15 @@ type roomJSON struct {
 	CanWrite bool   `json:"can_write"`
 	ReadSeq  uint64 `json:"read_seq"` // the caller's read mark
 	Unread   int    `json:"unread"`   // messages from others after read_seq, at most MaxUnread
+	Muted    bool   `json:"muted"`
 }
 
 func (a *API) rooms(w http.ResponseWriter, r *http.Request, u hearth.User) error {
 	out := []roomJSON{}
+	muted, err := a.store.MutedRooms(u.Name)
+	if err != nil {
+		return err
+	}
 	for _, name := range a.cfg.Policy.Rooms() {
 		if !a.cfg.Policy.CanRead(u.Name, name) {
 			continue
@@ -228,7 +250,7 @@ func (a *API) rooms(w http.ResponseWriter, r *http.Request, u hearth.User) error
 			return err
 		}
 		out = append(out, roomJSON{Name: name, Title: a.cfg.Policy.Title(name), LastSeq: last, CanWrite: a.cfg.Policy.CanWrite(u.Name, name),
-			ReadSeq: mark, Unread: unread})
+			ReadSeq: mark, Unread: unread, Muted: muted[name]})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -359,7 +359,7 @@ func TestAPILogin(t *testing.T) {
 		{"not an object", `["kid","pw-kid"]`, 400},
 		{"null", `null`, 400},
 		{"username as number", `{"username":7,"password":"pw-kid"}`, 400},
-		{"unknown field", `{"username":"kid","password":"pw-kid","remember":true}`, 400},
+		{"unknown field", `{"username":"kid","password":"pw-kid","remember_me":true}`, 400},
 		{"trailing data", `{"username":"kid","password":"pw-kid"} x`, 400},
 		{"trailing object", `{"username":"kid","password":"pw-kid"}{}`, 400},
 		{"trailing brace", `{"username":"kid","password":"pw-kid"}}`, 400},
@@ -420,16 +420,17 @@ func TestAPIRooms(t *testing.T) {
 		CanWrite bool   `json:"can_write"`
 		ReadSeq  uint64 `json:"read_seq"`
 		Unread   int    `json:"unread"`
+		Muted    bool   `json:"muted"`
 	}
 	// Every message is mum's: unread for everyone else, not for her.
 	var (
-		family     = room{"family", "Family", 3, true, 0, 3}
-		familyMum  = room{"family", "Family", 3, true, 0, 0}
-		familyRO   = room{"family", "Family", 3, false, 0, 3}
-		parents    = room{"parents", "parents", 2, true, 0, 2}
-		parentsMum = room{"parents", "parents", 2, true, 0, 0}
-		porch      = room{"porch", "porch", 0, true, 0, 0}
-		porchRO    = room{"porch", "porch", 0, false, 0, 0}
+		family     = room{"family", "Family", 3, true, 0, 3, false}
+		familyMum  = room{"family", "Family", 3, true, 0, 0, false}
+		familyRO   = room{"family", "Family", 3, false, 0, 3, false}
+		parents    = room{"parents", "parents", 2, true, 0, 2, false}
+		parentsMum = room{"parents", "parents", 2, true, 0, 0, false}
+		porch      = room{"porch", "porch", 0, true, 0, 0, false}
+		porchRO    = room{"porch", "porch", 0, false, 0, 0, false}
 	)
 	tests := []struct {
 		user string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hearth-home/hearth"
+	"github.com/hearth-home/hearth/history"
 )
 
 // Logins and tokens: POST /api/login checks a password (failures held by
@@ -25,23 +26,33 @@ func (a *API) authed(h func(w http.ResponseWriter, r *http.Request, u hearth.Use
 		if !ok {
 			return errStatus(http.StatusUnauthorized, "missing bearer token: log in with POST /api/login")
 		}
-		u, err := a.cfg.Auth.Verify(tok)
+		u, dev, err := a.cfg.Auth.VerifyDevice(tok)
 		if err != nil {
 			return errStatus(http.StatusUnauthorized, "invalid or expired token")
 		}
-		return h(w, r, u)
+		return h(w, withDevice(r, dev), u)
 	}
 }
 
 type loginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Remember makes a device login: a long-lived token (auth.device_ttl)
+	// of its own, listed by GET /api/devices, revocable.
+	Remember bool `json:"remember"`
 }
 
 type loginResponse struct {
-	Token     string   `json:"token"`
-	ExpiresAt string   `json:"expires_at"`
-	User      userJSON `json:"user"`
+	Token     string       `json:"token"`
+	ExpiresAt string       `json:"expires_at"`
+	User      userJSON     `json:"user"`
+	Device    *loginDevice `json:"device,omitempty"`
+}
+
+type loginDevice struct {
+	ID        string `json:"id"`
+	CreatedAt string `json:"created_at"`
+	Name      string `json:"name"`
 }
 
 type userJSON struct {
@@ -70,14 +81,45 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 		a.log.Debug("login refused", "user", req.Username, "remote", client)
 		return err
 	}
+	if req.Remember && a.cfg.Devices != nil {
+		dev, evicted, err := a.cfg.Devices.Add(u.Name, DeviceName(r.UserAgent()))
+		if err != nil {
+			return err
+		}
+		if evicted != "" && a.cfg.DeviceCloser != nil {
+			a.cfg.DeviceCloser.CloseDevice(evicted)
+			a.log.Info("device login revoked: the user has too many", "user", u.Name, "device", evicted, "limit", MaxDevices)
+		}
+		a.log.Info("device login", "user", u.Name, "device", dev.ID, "name", dev.Name)
+		return a.issueDevice(w, u, dev)
+	}
 	return a.issue(w, u)
 }
 
 // refresh trades a valid token for a fresh one, so that an open chat
 // stays logged in; a password change still ends it (tokens are bound to
 // the password hash).
+// A device login's token is traded for a fresh one of the same device
+// (its lifetime starts again).
 func (a *API) refresh(w http.ResponseWriter, r *http.Request, u hearth.User) error {
+	if id := deviceOf(r); id != "" {
+		return a.issueDevice(w, u, history.Device{ID: id})
+	}
 	return a.issue(w, u)
+}
+
+// issueDevice answers with a token of device dev.
+func (a *API) issueDevice(w http.ResponseWriter, u hearth.User, dev history.Device) error {
+	tok, exp, err := a.cfg.Auth.IssueDevice(u.Name, dev.ID, a.cfg.DeviceTTL)
+	if err != nil {
+		return err
+	}
+	resp := loginResponse{Token: tok, ExpiresAt: exp.UTC().Format(time.RFC3339), User: userJSON{u.Name, u.Role}}
+	if dev.Name != "" {
+		resp.Device = &loginDevice{ID: dev.ID, CreatedAt: rfc3339(dev.CreatedAt), Name: dev.Name}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 func (a *API) issue(w http.ResponseWriter, u hearth.User) error {

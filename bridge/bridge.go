@@ -50,6 +50,12 @@ type Config struct {
 	// CommitTime, if set, observes the seconds each archive commit took
 	// (the one that succeeded, when a commit is retried).
 	CommitTime Observer
+
+	// Archived, if set, is called after each commit, once its messages
+	// are acknowledged, with those newly archived (not duplicates), their
+	// Seq and At set. It runs on the archive's goroutine: it must not
+	// block (push notifications queue them).
+	Archived func([]hearth.Message)
 }
 
 // Observer takes one measurement (a prometheus.Histogram is one).
@@ -446,6 +452,7 @@ func (b *Bridge) commit(ctx context.Context, batch []item) bool {
 		delay = min(2*delay, 5*time.Second)
 	}
 	b.Stats.Commits.Add(1)
+	var fresh []hearth.Message
 	for i, it := range batch {
 		// An ack after the connection dropped is lost; the broker then
 		// delivers the message again and it is found as a duplicate.
@@ -454,7 +461,15 @@ func (b *Bridge) commit(ctx context.Context, batch []item) bool {
 			b.Stats.Duplicates.Add(1)
 		} else {
 			b.Stats.Archived.Add(1)
+			if b.cfg.Archived != nil {
+				m := msgs[i]
+				m.Seq, m.At = res[i].Seq, res[i].At
+				fresh = append(fresh, m)
+			}
 		}
+	}
+	if len(fresh) > 0 {
+		b.cfg.Archived(fresh)
 	}
 	for _, job := range receiptsOf(res, b.cfg.MaxReceiptBytes) {
 		select {

@@ -442,6 +442,27 @@ func (b *Broker) Reloaded(revoked, added, removed []string) (closed, dropped int
 	return closed, dropped
 }
 
+// CloseDevice closes every connection that logged in with a token of
+// device login id (MQTT 5: DISCONNECT 0x87 not authorized), and returns
+// how many. Call it once the device's tokens are refused: a connection
+// that got past its CONNECT just before is closed as soon as its session
+// is established.
+func (b *Broker) CloseDevice(id string) (closed int) {
+	b.hook.revoked.Store(id, true)
+	for _, cl := range b.server.Clients.GetAll() {
+		c := connOf(cl)
+		if cl.Closed() || c == nil {
+			continue
+		}
+		if dev := c.device.Load(); dev != nil && *dev == id {
+			b.log.Info("mqtt connection closed: its device login was revoked", "user", userOf(cl), "client", cl.ID)
+			_ = b.disconnect(cl, packets.ErrNotAuthorized)
+			closed++
+		}
+	}
+	return closed
+}
+
 // Errors of Publish, each of the hearth error kind of its name
 // (errors.Is(ErrBusy, hearth.ErrBusy); hearth.HTTPStatus maps them).
 var (

@@ -72,7 +72,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 			return h.refuse(cl, retryCode("too many failed logins", wait))
 		}
 	}
-	_, err := h.b.auth.Login(user, password)
+	_, device, err := h.b.auth.LoginDevice(user, password)
 	if try != nil {
 		try.Done(err == nil)
 	}
@@ -104,6 +104,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 			h.b.refusals.refuse(InvalidPublish, "user", user, "remote", cl.Net.Remote, "client", cl.ID, "will", pk.Connect.WillTopic, "error", err)
 			return h.refuse(cl, codeOf(err))
 		}
+	}
+	if c := connOf(cl); c != nil && device != "" {
+		c.device.Store(&device)
 	}
 	return true
 }

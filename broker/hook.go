@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -40,6 +41,7 @@ type hook struct {
 	resuming map[string]*mqtt.Client // by client id: the connection taking its session now
 
 	userLims sync.Map // user -> *rate.Limiter, for publishes over HTTP (configured users only)
+	revoked  sync.Map // device ids revoked (CloseDevice): a connection that logged in with one just before is closed once established
 
 	addrConnects, userConnects *connectRate // new connections per address and per user
 }
@@ -82,6 +84,10 @@ type conn struct {
 	present bool            // the CONNACK said the session was resumed
 	counted bool            // in its user's presence count (presence.mu)
 	will    *packets.Packet // the will as a publish, with its properties, from the CONNECT
+
+	// device is the device login whose token the connection logged in
+	// with (nil: none), for CloseDevice, which reads it from elsewhere.
+	device atomic.Pointer[string]
 
 	// The SUBSCRIBE being handled (only the connection's read loop
 	// handles one): did each filter exist before, and what was granted.
@@ -215,6 +221,14 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.focus.takenOver(cl)
 	h.presence.up(cl)
+	if c := connOf(cl); c != nil {
+		if dev := c.device.Load(); dev != nil {
+			if _, gone := h.revoked.Load(*dev); gone {
+				h.b.log.Info("mqtt connection closed: its device login was revoked", "user", userOf(cl), "client", cl.ID)
+				_ = h.b.disconnect(cl, packets.ErrNotAuthorized)
+			}
+		}
+	}
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {

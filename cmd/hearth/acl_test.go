@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -324,6 +325,9 @@ func TestACLMatrixHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	jpg := photo(12)
+	sub, _ := json.Marshal(newSubscriber(t, "https://push.example/matrix").json())
+	unsub := `{"endpoint":"https://push.example/matrix"}`
+	mute := `{"muted":true}`
 	table := []struct {
 		method, path, body string
 		want               [6]int // mum, dad, kid, kitchen, no token, forged token
@@ -341,6 +345,15 @@ func TestACLMatrixHTTP(t *testing.T) {
 		{"GET", "/api/rooms/family/search", "", [6]int{400, 400, 400, 400, 401, 401}},
 		{"POST", "/api/token", "", [6]int{200, 200, 200, 200, 401, 401}},
 		{"GET", "/api/backup", "", [6]int{200, 403, 403, 403, 401, 401}},
+		{"GET", "/api/push/key", "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"POST", "/api/push/subscriptions", string(sub), [6]int{201, 201, 201, 201, 401, 401}},
+		{"DELETE", "/api/push/subscriptions", unsub, [6]int{204, 204, 204, 204, 401, 401}},
+		{"DELETE", "/api/push/subscriptions", unsub, [6]int{404, 404, 404, 404, 401, 401}},
+		{"PUT", "/api/rooms/family/mute", mute, [6]int{200, 200, 200, 200, 401, 401}},
+		{"PUT", "/api/rooms/parents/mute", mute, [6]int{200, 200, 403, 403, 401, 401}},
+		{"PUT", "/api/rooms/nosuch/mute", mute, [6]int{404, 404, 404, 404, 401, 401}},
+		{"GET", "/api/devices", "", [6]int{200, 200, 200, 200, 401, 401}},
+		{"DELETE", "/api/devices/nosuch", "", [6]int{404, 404, 404, 404, 401, 401}},
 		{"GET", "/api/nosuch", "", [6]int{404, 404, 404, 404, 404, 404}},
 		{"POST", "/api/rooms/family/attachments", jpg, [6]int{201, 201, 201, 403, 401, 401}},
 		{"POST", "/api/rooms/parents/attachments", jpg, [6]int{201, 201, 403, 403, 401, 401}},

@@ -20,6 +20,7 @@ import (
 	"github.com/hearth-home/hearth/bridge"
 	"github.com/hearth-home/hearth/broker"
 	"github.com/hearth-home/hearth/history"
+	"github.com/hearth-home/hearth/push"
 	"github.com/hearth-home/hearth/webclient"
 )
 
@@ -44,10 +45,13 @@ type App struct {
 	auth     *hearth.Authenticator
 	policy   *hearth.Policy
 	api      *httpapi.API
+	devices  *httpapi.Devices // device logins; a reload revokes those of users removed or with a new password
 	reloadMu sync.Mutex
 
 	attachments    *attachments.Store
-	retentionEvery time.Duration // how often retention and the photos' sweep run
+	retentionEvery time.Duration  // how often retention and the photos' sweep run
+	notifier       *push.Notifier // Web Push of new messages
+	focus          brokerFocus    // who has which room open, for the notifier
 
 	bridgeCancel context.CancelFunc
 	bridgeDone   chan error
@@ -88,6 +92,17 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
+	a.devices, err = httpapi.NewDevices(a.store, log.With("component", "devices"))
+	if err != nil {
+		return nil, fmt.Errorf("device logins: %w", err)
+	}
+	auth.SetDevices(a.devices)
+	vapid, err := push.LoadOrCreateKeys(filepath.Join(cfg.DataDir, "vapid.json"))
+	if err != nil {
+		return nil, err
+	}
+	a.notifier = push.New(push.Config{Keys: vapid, Subject: cfg.Push.Subject, Store: a.store, Policy: policy, Focus: &a.focus},
+		log.With("component", "push"))
 
 	// The HTTP port is bound first: the page's origins name its real port.
 	var certs []tls.Certificate
@@ -140,6 +155,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err != nil {
 		return nil, err
 	}
+	a.focus.set(a.broker)
 
 	if cfg.Metrics.Addr != "" {
 		a.metricsLn, err = net.Listen("tcp", cfg.Metrics.Addr)
@@ -148,7 +164,8 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		}
 	}
 
-	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms(), MaxReceiptBytes: cfg.MQTT.MaxMessageBytes, CommitTime: a.metrics.commit}
+	bcfg := bridge.Config{ClientID: cfg.Bridge.ClientID, Rooms: policy.Rooms(), MaxReceiptBytes: cfg.MQTT.MaxMessageBytes, CommitTime: a.metrics.commit,
+		Archived: a.notifier.Archived}
 	if cfg.Bridge.BrokerURL == "" {
 		bcfg.URL, bcfg.Username, bcfg.Password = a.broker.BridgeEndpoint()
 	} else {
@@ -173,6 +190,10 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 		Attachments:          a.attachments,
 		MaxAttachmentBytes:   int64(cfg.Attachments.MaxBytes),
 		AttachmentsPerMinute: cfg.Attachments.PerMinute,
+		Devices:              a.devices,
+		DeviceTTL:            cfg.Auth.DeviceTTL.D(),
+		DeviceCloser:         a.broker,
+		Push:                 &httpapi.PushConfig{Key: vapid.Public, Store: a.store},
 	}, log.With("component", "api"))
 
 	mux := http.NewServeMux()
@@ -204,6 +225,7 @@ func Start(cfg hearth.Config, log *slog.Logger, tune ...func(*broker.Config)) (a
 	if err := a.broker.Start(); err != nil {
 		return nil, err
 	}
+	a.notifier.Start()
 	bctx, cancel := context.WithCancel(context.Background())
 	a.bridgeCancel = cancel
 	a.bridgeDone = make(chan error, 1)
@@ -315,6 +337,9 @@ func (a *App) Close(ctx context.Context) error {
 				errs = append(errs, errors.New("bridge did not stop in time"))
 			}
 		}
+		if a.notifier != nil {
+			a.notifier.Close()
+		}
 		if a.broker != nil {
 			a.broker.Close()
 		}
@@ -330,3 +355,13 @@ func (a *App) Close(ctx context.Context) error {
 	})
 	return a.closeErr
 }
+
+// brokerFocus asks the broker which rooms users have open and focused
+// (broker.Broker.Focused), so that nobody is pushed a message of a room
+// they are looking at. The notifier is made before the broker, which
+// set then hands it.
+type brokerFocus struct{ b *broker.Broker }
+
+func (f *brokerFocus) set(b *broker.Broker) { f.b = b }
+
+func (f *brokerFocus) Focused(user, room string) bool { return f.b != nil && f.b.Focused(user, room) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hearth-home/hearth"
 	"github.com/hearth-home/hearth/broker"
+	"github.com/hearth-home/hearth/push"
 )
 
 // metrics is hearth's own Prometheus registry (not the library's global
@@ -78,6 +79,7 @@ func (m *metrics) register(a *App) {
 		gauge("hearth_mqtt_inflight", "QoS 1 and 2 messages sent and awaiting acknowledgement.", func() int64 { n, _ := a.broker.Inflight(); return n }),
 		gauge("hearth_mqtt_queued", "QoS 1 and 2 messages waiting in sessions' queues.", func() int64 { _, n := a.broker.Inflight(); return n }),
 		refusedCollector{a.broker},
+		pushCollector{a.notifier},
 		counter("hearth_mqtt_flood_disconnects_total", "Connections closed for publishing over the rate limit.", bs.FloodDisconnects.Load),
 		counter("hearth_mqtt_users_held_off_total", "Times a user was held off because their connections kept flooding.", bs.UsersHeldOff.Load),
 		counter("hearth_mqtt_stuck_closed_total", "Connections closed because the client stopped reading.", bs.StuckClosed.Load),
@@ -111,6 +113,26 @@ func (c refusedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- refusedDe
 func (c refusedCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range broker.Reasons() {
 		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(c.b.Refused(r)), r.String())
+	}
+}
+
+// pushDesc is hearth_push_sent_total.
+var pushDesc = prometheus.NewDesc("hearth_push_sent_total",
+	"Web Push notifications by result: ok (accepted by the push service), gone (404 or 410: the subscription was deleted), error (any other answer, or none), dropped (a message not notified because the push queue was full; counted once per message).",
+	[]string{"result"}, nil)
+
+// pushCollector reports every result from the start.
+type pushCollector struct{ n *push.Notifier }
+
+func (c pushCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pushDesc }
+
+func (c pushCollector) Collect(ch chan<- prometheus.Metric) {
+	st := &c.n.Stats
+	for _, r := range []struct {
+		name string
+		v    int64
+	}{{"ok", st.OK.Load()}, {"gone", st.Gone.Load()}, {"error", st.Error.Load()}, {"dropped", st.Dropped.Load()}} {
+		ch <- prometheus.MustNewConstMetric(pushDesc, prometheus.CounterValue, float64(r.v), r.name)
 	}
 }
 

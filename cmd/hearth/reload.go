@@ -88,6 +88,9 @@ func (a *App) Reload(path string) error {
 	a.broker.SetLimits(brokerLimits(next))
 	a.api.SetTokenTTL(next.Auth.TokenTTL.D())
 	closed, dropped := a.broker.Reloaded(users.revoked, users.added, users.removed)
+	// Their tokens fail already (bound to the password hash); the device
+	// logins are removed too, so that nobody sees them listed.
+	devicesRevoked := a.devices.RemoveUsers(users.revoked)
 	if rooms.retention {
 		a.startRetention(next.Rooms)
 	}
@@ -106,7 +109,7 @@ func (a *App) Reload(path string) error {
 	a.log.Info("config reloaded", "config", path,
 		"users_added", users.added, "users_removed", users.removed, "users_changed", users.changed,
 		"rooms_added", rooms.added, "rooms_removed", rooms.removed, "rooms_changed", rooms.changed,
-		"other", changed, "connections_closed", closed, "queued_dropped", dropped, "restart_needed", len(restart))
+		"other", changed, "connections_closed", closed, "device_logins_revoked", devicesRevoked, "queued_dropped", dropped, "restart_needed", len(restart))
 	return nil
 }
 
