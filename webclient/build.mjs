@@ -4,15 +4,16 @@
 // index.html from src/index.html with those names, and beside every file
 // its gzip (.gz) and brotli (.br) forms, made once here at the highest
 // levels. It also copies the manifest and icons (stable names) and builds
-// the service worker sw.js with the list of files to precache. dist/ is embedded into the hearth binary by webclient.go, which
-// serves the hashed files as immutable and index.html with an ETag.
+// the service worker sw.js with the list of files to precache, and the
+// emoji picker's data. dist/ is embedded into the hearth binary by
+// webclient.go, which serves the hashed files as immutable and index.html
+// with an ETag.
 import * as esbuild from "esbuild";
 import { createHash } from "node:crypto";
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
-import { createHash } from "node:crypto";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const src = join(here, "src");
