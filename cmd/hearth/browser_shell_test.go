@@ -165,6 +165,10 @@ func TestBrowserShellPush(t *testing.T) {
 	if p := eval[string](t, dad, `Notification.permission`); p != "granted" {
 		t.Fatalf("Notification.permission = %q", p)
 	}
+	press(t, dad, "open the settings", `document.querySelector('header')`, "Settings")
+	notify := button(`document.querySelector('#settings')`, "Turn on notifications")
+	until(t, dad, `"Turn on notifications" offered`, notify+`?.disabled === false`)
+	do(t, dad, "close the settings", chromedp.Evaluate[chromedp.Void](`document.querySelector('#settings').close()`))
 
 	var id serviceworker.RegistrationID
 	waitFor(t, "the service worker's registration", 15*time.Second, func() bool {
@@ -247,5 +251,44 @@ func TestBrowserShellTheme(t *testing.T) {
 	until(t, mum, "online after the reload", chatOnline)
 	if th := eval[string](t, mum, `document.documentElement.dataset.theme`); th != "dark" {
 		t.Errorf("data-theme %q after the reload, want dark", th)
+	}
+}
+
+// TestBrowserShellMute: "Mute room" is pressed once the room is muted, the
+// server keeps it, and a reload shows it pressed still.
+func TestBrowserShellMute(t *testing.T) {
+	b := browser(t)
+	app := startApp(t, testConfig(t, t.TempDir()))
+	base := "http://" + app.HTTPAddr() + "/"
+
+	kid := tab(t, b)
+	logIn(t, kid, base, "kid")
+	header := `document.querySelector('header')`
+	muteBtn := button(header, "Mute room")
+	until(t, kid, `"Mute room" shown, not pressed`, muteBtn+`?.offsetParent !== null && `+muteBtn+`.getAttribute('aria-pressed') === 'false'`)
+	press(t, kid, "mute the room", header, "Mute room")
+	until(t, kid, `"Mute room" pressed`, muteBtn+`.getAttribute('aria-pressed') === 'true'`)
+	muted := func() map[string]bool {
+		var rooms []struct {
+			Name  string `json:"name"`
+			Muted bool   `json:"muted"`
+		}
+		httpDo(t, "GET", base+"api/rooms", login(t, app, "kid"), "", &rooms)
+		m := map[string]bool{}
+		for _, r := range rooms {
+			m[r.Name] = r.Muted
+		}
+		return m
+	}
+	if m := muted(); !m["family"] {
+		t.Errorf("the server's rooms for kid: %v, want family muted", m)
+	}
+	do(t, kid, "reload", chromedp.Reload())
+	until(t, kid, "online after the reload", chatOnline)
+	until(t, kid, `"Mute room" still pressed`, muteBtn+`?.getAttribute('aria-pressed') === 'true'`)
+	press(t, kid, "unmute the room", header, "Mute room")
+	until(t, kid, `"Mute room" not pressed`, muteBtn+`.getAttribute('aria-pressed') === 'false'`)
+	if m := muted(); m["family"] {
+		t.Errorf("the server's rooms for kid: %v, want family not muted", m)
 	}
 }
