@@ -168,6 +168,13 @@ func TestBrowserShellPush(t *testing.T) {
 	press(t, dad, "open the settings", `document.querySelector('header')`, "Settings")
 	notify := button(`document.querySelector('#settings')`, "Turn on notifications")
 	until(t, dad, `"Turn on notifications" offered`, notify+`?.disabled === false`)
+	// Headless Chromium has no push service, so subscribing may fail; then
+	// the page says so and offers the button again, rather than hanging.
+	do(t, dad, "turn on notifications", chromedp.Evaluate[chromedp.Void](notify+`.click()`))
+	until(t, dad, "notifications on, or told why not", `(() => {
+		const b = document.querySelector('#notify-toggle'), s = document.querySelector('#notify-status').textContent;
+		return !b.disabled && (b.textContent === 'Turn off notifications' || s.includes('Could not turn on notifications'));
+	})()`)
 	do(t, dad, "close the settings", chromedp.Evaluate[chromedp.Void](`document.querySelector('#settings').close()`))
 
 	var id serviceworker.RegistrationID
@@ -291,4 +298,33 @@ func TestBrowserShellMute(t *testing.T) {
 	if m := muted(); m["family"] {
 		t.Errorf("the server's rooms for kid: %v, want family not muted", m)
 	}
+}
+
+// TestBrowserShellLanguage: choosing Deutsch in the settings of an English
+// browser reloads the page in German, and it stays German.
+func TestBrowserShellLanguage(t *testing.T) {
+	b := browser(t)
+	app := startApp(t, testConfig(t, t.TempDir()))
+	base := "http://" + app.HTTPAddr() + "/"
+
+	mum := tab(t, b)
+	logIn(t, mum, base, "mum")
+	press(t, mum, "open the settings", `document.querySelector('header')`, "Settings")
+	until(t, mum, "the language choice", `document.querySelector('label[for=language]')?.textContent === 'Language' && [...document.querySelector('#language').options].some(o => o.textContent === 'Deutsch')`)
+	do(t, mum, "choose Deutsch", chromedp.Evaluate[chromedp.Void](`(() => {
+		const s = document.querySelector('#language');
+		s.value = [...s.options].find(o => o.textContent === 'Deutsch').value;
+		s.dispatchEvent(new Event('change', { bubbles: true }));
+	})()`))
+	// The page reloads itself: evaluations fail while it does.
+	german := `document.documentElement.lang === 'de' && !!(` + button(`document.querySelector('header')`, "Einstellungen") + `)`
+	waitFor(t, "the page in German", 15*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(mum, 2*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](german))
+		return err == nil && ok
+	})
+	until(t, mum, "online in German", chatOnline)
+	do(t, mum, "reload", chromedp.Reload())
+	until(t, mum, "still German after a reload", `document.documentElement.lang === 'de' && !!(`+button(`document.querySelector('header')`, "Abmelden")+`)`)
 }
