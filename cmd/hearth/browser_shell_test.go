@@ -328,3 +328,25 @@ func TestBrowserShellLanguage(t *testing.T) {
 	do(t, mum, "reload", chromedp.Reload())
 	until(t, mum, "still German after a reload", `document.documentElement.lang === 'de' && !!(`+button(`document.querySelector('header')`, "Abmelden")+`)`)
 }
+
+// TestBrowserShellDeepLink: /#room=NAME (where a notification's click
+// leads) opens that room, on a fresh load and in an open page.
+func TestBrowserShellDeepLink(t *testing.T) {
+	b := browser(t)
+	app := startApp(t, testConfig(t, t.TempDir()))
+	base := "http://" + app.HTTPAddr() + "/"
+
+	dad := tab(t, b)
+	logInStaying(t, dad, base, "dad")
+	current := func(room string) string {
+		return `document.querySelector('#rooms button.room[data-room="` + room + `"]')?.getAttribute('aria-current') === 'true'`
+	}
+	until(t, dad, "the family room open", current("family"))
+	do(t, dad, "follow a link to the parents' room", chromedp.Evaluate[chromedp.Void](`location.hash = 'room=parents'`))
+	until(t, dad, "the parents' room open", current("parents"))
+
+	dad2 := sameDevice(t, dad)
+	do(t, dad2, "open a link to the parents' room", chromedp.Navigate(base+"#room=parents"))
+	until(t, dad2, "online", chatOnline)
+	until(t, dad2, "the parents' room open in the new tab", current("parents"))
+}
