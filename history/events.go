@@ -54,7 +54,9 @@ func addEvents(sb *bolt.Bucket, n int64) error {
 //
 //   - edit: the text is replaced and EditedAt set to the event's At;
 //   - delete: Deleted, no text, attachments or reactions, and the text of
-//     the earlier edits of the target is removed;
+//     the earlier edits of the target is removed; its attachments lose
+//     their reference, so SweepAttachments deletes those no other message
+//     refers to;
 //   - reaction: the sender is added to Reactions[emoji], or taken out if
 //     there already (an emptied list goes).
 //
@@ -108,6 +110,9 @@ func (rb *roomBuckets) fold(ev *hearth.Message) error {
 			return err
 		}
 		if err := rb.scrubEdits(m.Seq); err != nil {
+			return err
+		}
+		if err := dropRefs(rb.tx, rb.room, m.Seq, m.Attachments); err != nil {
 			return err
 		}
 		m.Deleted, m.Text, m.Attachments, m.Reactions = true, "", nil, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +259,48 @@ func TestDecodeFolded(t *testing.T) {
 		if isEventRecord(v) != m.IsEvent() {
 			t.Errorf("isEventRecord(%s) = %v", v, !m.IsEvent())
 		}
+	}
+}
+
+// TestDeleteDropsAttachmentRefs: deleting a message takes back its
+// photos' references in the same transaction, so the sweep deletes a
+// photo no message refers to any more and keeps one another message
+// still shows.
+func TestDeleteDropsAttachmentRefs(t *testing.T) {
+	s, _ := openStore(t)
+	gone, shared := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	now := time.Now()
+	for _, id := range []string{gone, shared} {
+		if err := s.PutAttachment(hearth.Attachment{ID: id, ContentType: "image/jpeg", Uploader: "dad", Room: "family", CreatedAt: now.UnixMilli()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m1, m2 := msg("family", "dad", "m1"), msg("family", "mum", "m2")
+	m1.Attachments = []string{gone, shared}
+	m2.Attachments = []string{shared}
+	mustAppend(t, s, m1, m2)
+	canRead := func(room string) bool { return room == "family" }
+	for _, id := range []string{gone, shared} {
+		if _, ok, err := s.Attachment(id, "kid", canRead); err != nil || !ok {
+			t.Fatalf("before the delete, a reader cannot see %s: %v %v", id[:1], ok, err)
+		}
+	}
+	mustAppend(t, s, event("dad", "d1", hearth.TypeDelete, "dad", "m1", ""))
+	if _, ok, err := s.Attachment(gone, "kid", canRead); err != nil || ok {
+		t.Errorf("the deleted message's photo is still referred to: %v %v", ok, err)
+	}
+	if _, ok, err := s.Attachment(shared, "kid", canRead); err != nil || !ok {
+		t.Errorf("the photo another message shows lost its reference: %v %v", ok, err)
+	}
+	// Well within the day an unsent upload is kept: only the orphan goes.
+	ids, err := s.SweepAttachments(now, 24*time.Hour)
+	if err != nil || !slices.Equal(ids, []string{gone}) {
+		t.Fatalf("sweep after the delete: %v %v, want [%s]", ids, err, gone)
+	}
+	if ok, _ := s.HasAttachment(gone); ok {
+		t.Error("the orphaned photo's metadata is still there")
+	}
+	if ok, _ := s.HasAttachment(shared); !ok {
+		t.Error("the shared photo's metadata is gone")
 	}
 }

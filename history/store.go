@@ -300,6 +300,8 @@ func indexKey(from, id string) []byte {
 
 // roomBuckets are a room's buckets inside one read-write transaction.
 type roomBuckets struct {
+	tx                  *bolt.Tx
+	room                string
 	msgs, index, search *bolt.Bucket
 }
 
@@ -316,7 +318,7 @@ func createRoom(tx *bolt.Tx, room string) (*roomBuckets, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &roomBuckets{msgs: mb, index: ib, search: sb}, nil
+	return &roomBuckets{tx: tx, room: room, msgs: mb, index: ib, search: sb}, nil
 }
 
 // append stores m unless its key is indexed already. Buffers passed to Put

@@ -1,7 +1,10 @@
 // What the chat remembers in localStorage, per user: the outbox of
-// messages not yet archived, the last seq read in each room, the room
-// last opened, and the room list and latest pages (to start offline). localStorage is shared by the user's tabs, so every change
-// reads the current value first instead of trusting a copy in memory.
+// messages not yet archived, the room last opened, and the room list and
+// latest pages (to start offline). Read marks are not kept here: they
+// are the server's (rooms/{room}/reads/{user}, read_seq in GET
+// /api/rooms). localStorage is shared by the user's tabs, so every
+// change reads the current value first instead of trusting a copy in
+// memory.
 //
 // Storage can be unavailable or full; the chat then works without it.
 
@@ -25,7 +28,6 @@ function write(key, value) {
 export class UserStore {
   constructor(user) {
     this.outboxKey = `hearth.outbox.${user}`;
-    this.readKey = `hearth.read.${user}`;
     this.roomKey = `hearth.room.${user}`;
     this.cacheKey = `hearth.cache.${user}`;
   }
@@ -61,21 +63,6 @@ export class UserStore {
     const had = ids.filter((id) => box[id]);
     for (const id of had) delete box[id];
     if (had.length > 0) write(this.outboxKey, box);
-  }
-
-  // ---- read marks: {room: seq} ----
-
-  lastRead(room) {
-    const v = read(this.readKey, {})[room];
-    return Number.isInteger(v) && v > 0 ? v : 0;
-  }
-
-  /** Raises the room's read mark to seq (it never goes down). */
-  markRead(room, seq) {
-    const marks = read(this.readKey, {});
-    if (!Number.isInteger(seq) || seq <= (marks[room] || 0)) return;
-    marks[room] = seq;
-    write(this.readKey, marks);
   }
 
   // ---- for a start without the server: the room list and the latest
