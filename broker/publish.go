@@ -42,7 +42,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // once hearth has.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
-		h.accept(pk, nil) // the server's own: presence, HTTP posts
+		h.accept(pk, hearth.ParseTopic(pk.TopicName).Kind, nil) // the server's own: presence, HTTP posts
 		return pk, packets.CodeSuccessIgnore
 	}
 	user := userOf(cl)
@@ -51,7 +51,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, h.refuseFor(cl, pk, packets.ErrNotAuthorized, false)
 	}
 	if cl.Net.Listener == listenerInternal {
-		h.accept(pk, viaOf(cl)) // the bridge's receipts
+		h.accept(pk, hearth.ParseTopic(pk.TopicName).Kind, viaOf(cl)) // the bridge's receipts
 		return pk, packets.CodeSuccessIgnore
 	}
 	c := connOf(cl)
@@ -95,22 +95,21 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		pk.Properties.MessageExpiryInterval = 0
 		pk.Expiry = 0
 	}
-	h.accept(pk, viaOf(cl))
+	h.accept(pk, kind, viaOf(cl))
 	return pk, packets.CodeSuccessIgnore
 }
 
-// accept retains and delivers an accepted publish; via is the publisher's
-// connection (router.publish). A read mark is retained only if it is not
-// lower than the last (acceptRead); focus is delivered to nobody.
-func (h *hook) accept(pk packets.Packet, via *clientConn) {
-	if strings.HasPrefix(pk.TopicName, "rooms/") || strings.HasPrefix(pk.TopicName, "users/") {
-		switch hearth.ParseTopic(pk.TopicName).Kind {
-		case hearth.TopicRead:
-			h.acceptRead(pk, via)
-			return
-		case hearth.TopicFocus:
-			return
-		}
+// accept retains and delivers an accepted publish of topic kind kind
+// (the caller has parsed it); via is the publisher's connection
+// (router.publish). A read mark is retained only if it is not lower than
+// the last (acceptRead); focus is delivered to nobody.
+func (h *hook) accept(pk packets.Packet, kind hearth.TopicKind, via *clientConn) {
+	switch kind {
+	case hearth.TopicRead:
+		h.acceptRead(pk, via)
+		return
+	case hearth.TopicFocus:
+		return
 	}
 	if pk.FixedHeader.Retain {
 		h.retain(pk)
@@ -201,7 +200,8 @@ func forArchive(kind hearth.TopicKind) bool {
 // room or "", not retained. Other topics carry anything (the ACL decides
 // who may use them). It returns the kind of topic.
 func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.TopicKind, error) {
-	kind := hearth.ParseTopic(topic).Kind
+	t := hearth.ParseTopic(topic)
+	kind := t.Kind
 	if len(payload) > h.b.cfg.MaxMessageBytes {
 		return kind, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), h.b.cfg.MaxMessageBytes)
 	}
@@ -217,7 +217,7 @@ func (h *hook) validate(topic string, payload []byte, retain bool) (hearth.Topic
 			return kind, errRetained
 		}
 		ev, err := hearth.ParseEvent(payload)
-		if err == nil && ev.Type != hearth.TypeReaction && ev.Target.From != hearth.ParseTopic(topic).User {
+		if err == nil && ev.Type != hearth.TypeReaction && ev.Target.From != t.User {
 			err = fmt.Errorf("%w: only its sender may edit or delete a message", ErrNotAllowed)
 		}
 		return kind, err
@@ -403,13 +403,14 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 
 func (w *wills) publish(pk packets.Packet) {
 	pk.Created = time.Now().Unix()
-	if forArchive(hearth.ParseTopic(pk.TopicName).Kind) {
+	kind := hearth.ParseTopic(pk.TopicName).Kind
+	if forArchive(kind) {
 		pk.Properties.MessageExpiryInterval = 0 // kept for the archive, as any chat message
 	}
 	if e := pk.Properties.MessageExpiryInterval; e > 0 {
 		pk.Expiry = pk.Created + int64(e)
 	}
-	w.h.accept(pk, nil)
+	w.h.accept(pk, kind, nil)
 }
 
 func (w *wills) schedule(id string, pk packets.Packet, delay time.Duration) {

@@ -299,7 +299,7 @@ func TestReadMarkCheckAndStoreAtomic(t *testing.T) {
 			defer wg.Done()
 			for i := range n {
 				b.hook.accept(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic,
-					Payload: fmt.Appendf(nil, `{"seq":%d}`, i*workers+w)}, nil)
+					Payload: fmt.Appendf(nil, `{"seq":%d}`, i*workers+w)}, hearth.TopicRead, nil)
 			}
 		}()
 	}
